@@ -32,10 +32,12 @@ class GPUSpec:
     """Whether peers in a node are linked by NVLink (else PCIe through the host)."""
     scale_out_gbps: float
     """Typical per-GPU, per-direction scale-out bandwidth of nodes built with this GPU."""
+    host_link_gbps: float
+    """Per-direction GPU-host link (PCIe Gen4 x16: 32 GB/s; Gen5 x16: 64 GB/s): offload and onload go through it."""
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("peak_tflops", "memory_gib", "hbm_gbps", "intra_node_gbps"):
+        for name in ("peak_tflops", "memory_gib", "hbm_gbps", "intra_node_gbps", "host_link_gbps"):
             require(getattr(self, name) > 0, f"GPU {self.name!r}: {name} must be positive")
 
     @property
@@ -47,16 +49,16 @@ class GPUSpec:
 GPUS: dict[str, GPUSpec] = {
     g.name: g
     for g in (
-        GPUSpec("a100-40gb", 312, 40, 1555, 300, True, 25, "NVIDIA A100 datasheet (SXM4 40GB)"),
-        GPUSpec("a100-80gb", 312, 80, 2039, 300, True, 25, "NVIDIA A100 datasheet (SXM4 80GB)"),
-        GPUSpec("h100-80gb", 989, 80, 3350, 450, True, 50, "NVIDIA H100 datasheet (SXM5)"),
-        GPUSpec("h800-80gb", 989, 80, 3350, 200, True, 50, "H100 compute; NVLink 400 GB/s bidirectional (nccl#1374)"),
-        GPUSpec("h200-141gb", 989, 141, 4800, 450, True, 50, "NVIDIA H200 datasheet (SXM)"),
-        GPUSpec("h20-96gb", 148, 96, 4000, 450, True, 50, "NVIDIA H20 (China SKU) published figures"),
-        GPUSpec("l40s-48gb", 362, 48, 864, 32, False, 12.5, "NVIDIA L40S datasheet; PCIe Gen4 x16 64 GB/s bidirectional"),
+        GPUSpec("a100-40gb", 312, 40, 1555, 300, True, 25, 32, "NVIDIA A100 datasheet (SXM4 40GB)"),
+        GPUSpec("a100-80gb", 312, 80, 2039, 300, True, 25, 32, "NVIDIA A100 datasheet (SXM4 80GB)"),
+        GPUSpec("h100-80gb", 989, 80, 3350, 450, True, 50, 64, "NVIDIA H100 datasheet (SXM5)"),
+        GPUSpec("h800-80gb", 989, 80, 3350, 200, True, 50, 64, "H100 compute; NVLink 400 GB/s bidirectional (nccl#1374)"),
+        GPUSpec("h200-141gb", 989, 141, 4800, 450, True, 50, 64, "NVIDIA H200 datasheet (SXM)"),
+        GPUSpec("h20-96gb", 148, 96, 4000, 450, True, 50, 64, "NVIDIA H20 (China SKU) published figures"),
+        GPUSpec("l40s-48gb", 362, 48, 864, 32, False, 12.5, 32, "NVIDIA L40S datasheet; PCIe Gen4 x16 64 GB/s bidirectional"),
         # The executor's logical devices on a CPU-only development machine: one CPU core's
         # worth of fp32 matmul and DRAM bandwidth, so that plans for `local` are sane.
-        GPUSpec("cpu-logical", 0.05, 2, 10, 5, False, 1, "logical device on a CPU-only machine (measured order of magnitude)"),
+        GPUSpec("cpu-logical", 0.05, 2, 10, 5, False, 1, 10, "logical device on a CPU-only machine (measured order of magnitude)"),
     )
 }
 
