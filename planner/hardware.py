@@ -55,6 +55,7 @@ GPUS: dict[str, GPUSpec] = {
         GPUSpec("h800-80gb", 989, 80, 3350, 200, True, 50, 64, "H100 compute; NVLink 400 GB/s bidirectional (nccl#1374)"),
         GPUSpec("h200-141gb", 989, 141, 4800, 450, True, 50, 64, "NVIDIA H200 datasheet (SXM)"),
         GPUSpec("h20-96gb", 148, 96, 4000, 450, True, 50, 64, "NVIDIA H20 (China SKU) published figures"),
+        GPUSpec("rtx4090-24gb", 165, 24, 1008, 32, False, 12.5, 32, "NVIDIA Ada whitepaper: 165 TF dense BF16 with FP32 accumulate; PCIe Gen4"),
         GPUSpec("l40s-48gb", 362, 48, 864, 32, False, 12.5, 32, "NVIDIA L40S datasheet; PCIe Gen4 x16 64 GB/s bidirectional"),
         # The executor's logical devices on a CPU-only development machine: one CPU core's
         # worth of fp32 matmul and DRAM bandwidth, so that plans for `local` are sane.

@@ -37,6 +37,10 @@ class ModelSpec:
     moe_intermediate_size: int = 0
     num_shared_experts: int = 0
     max_position_embeddings: int = 0
+    qkv_bias: bool = False
+    """Biases on the q, k and v projections (Qwen2/Qwen2.5)."""
+    qk_norm: bool = False
+    """Per-head RMSNorm on queries and keys (Qwen3)."""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "vocab_size"):
@@ -108,8 +112,15 @@ class ModelSpec:
         return 2 * self.hidden_size
 
     @property
+    def attention_extra_params_per_layer(self) -> int:
+        """q/k/v biases and q/k norm weights: no GEMM FLOPs, but weights to store and shard."""
+        bias = self.q_size + 2 * self.kv_size if self.qkv_bias else 0
+        return bias + (2 * self.head_dim if self.qk_norm else 0)
+
+    @property
     def params_per_layer(self) -> int:
-        return self.attention_params_per_layer + self.mlp_params_per_layer + self.norm_params_per_layer
+        return (self.attention_params_per_layer + self.attention_extra_params_per_layer
+                + self.mlp_params_per_layer + self.norm_params_per_layer)
 
     @property
     def embedding_params(self) -> int:
@@ -124,7 +135,8 @@ class ModelSpec:
     @property
     def active_params(self) -> int:
         """Parameters touched per token (equals ``num_params`` for a dense model)."""
-        per_layer = self.attention_params_per_layer + self.active_mlp_params_per_layer + self.norm_params_per_layer
+        per_layer = (self.attention_params_per_layer + self.attention_extra_params_per_layer
+                     + self.active_mlp_params_per_layer + self.norm_params_per_layer)
         return self.num_layers * per_layer + self.embedding_params + self.hidden_size
 
     def weight_bytes(self, bytes_per_param: int = BF16_BYTES) -> float:

@@ -1,10 +1,15 @@
-"""Collectives: latency + bandwidth over rings, inside a node or across nodes.
+"""Collectives and point-to-point transfers: latency + bandwidth, inside a node or across.
 
 Bus-bandwidth factors follow nccl-tests (PERFORMANCE.md): all-reduce moves
 ``2(n-1)/n`` of the message per GPU, all-gather and reduce-scatter ``(n-1)/n``,
-broadcast 1. The slowest link of the ring sets the pace: NVLink/PCIe inside a node,
-the per-GPU network share when the group spans nodes (each GPU of a DGX-style node has
-its own NIC, so groups running side by side do not share it).
+broadcast 1. Time is ``launch + steps * hop latency + bytes * factor / busbw``.
+
+Across nodes, NCCL runs one ring (channel) per NIC and each channel carries its share of
+the message, so a group with ``k`` members on each node gets the NIC bandwidth of ``k``
+GPUs: a whole DGX A100 node (8 x 200 Gb/s HDR) reaches a bus bandwidth near 8 x 25 GB/s,
+and a group with one GPU per node (e.g. the DP group of a TP-8 layout) only its own NIC's
+25 GB/s. Measured: 4 HDR NICs per 8 A100s reach 85-96 GB/s of a theoretical 100
+(nccl-tests issue 119). Groups running side by side on the same nodes use disjoint NICs.
 """
 
 from __future__ import annotations
@@ -43,17 +48,26 @@ def bus_factor(op: str, n: int) -> float:
 
 
 def ring_steps(op: str, n: int) -> int:
+    """Sequential hops of a ring collective over ``n`` ranks."""
     if n <= 1:
         return 0
     return 2 * (n - 1) if op == "all_reduce" else n - 1
 
 
-def link_busbw_gbps(gpus: GpuSet, nodes_spanned: int, eff: Efficiency = EFFICIENCY) -> float:
-    """Achievable bus bandwidth of a ring inside one node, or across ``nodes_spanned`` nodes."""
-    intra = gpus.gpu.intra_node_gbps * (eff.nvlink_fraction if gpus.gpu.nvlink else eff.pcie_fraction)
+def intra_node_busbw_gbps(gpus: GpuSet, eff: Efficiency = EFFICIENCY) -> float:
+    """Bus bandwidth a ring reaches inside one node (NVLink, or PCIe without it)."""
+    return gpus.gpu.intra_node_gbps * (eff.nvlink_fraction if gpus.gpu.nvlink else eff.pcie_fraction)
+
+
+def link_busbw_gbps(gpus: GpuSet, nodes_spanned: int, members_per_node: int = 1,
+                    eff: Efficiency = EFFICIENCY) -> float:
+    """Bus bandwidth of a ring inside one node, or across ``nodes_spanned`` nodes with
+    ``members_per_node`` ranks of the group on each (their NICs carry the channels)."""
+    intra = intra_node_busbw_gbps(gpus, eff)
     if nodes_spanned <= 1:
         return intra
-    return min(intra, gpus.inter_node_gbps * eff.network_fraction)
+    network = gpus.inter_node_gbps * eff.network_fraction * max(1, members_per_node)
+    return min(intra, network)
 
 
 def collective(op: str, nbytes: float, size: int, gpus: GpuSet, stride: int = 1,
@@ -61,18 +75,29 @@ def collective(op: str, nbytes: float, size: int, gpus: GpuSet, stride: int = 1,
     """Cost of ``op`` on a message of ``nbytes`` over ``size`` ranks ``stride`` apart in ``gpus``."""
     require(nbytes >= 0, f"message size must be non-negative, got {nbytes}")
     require(size >= 1, f"group size must be >= 1, got {size}")
+    factor = bus_factor(op, size)
     if size == 1 or nbytes == 0:
         return CommCost(0.0, 0.0, 0.0)
     spanned = gpus.nodes_spanned(size, stride)
-    busbw = link_busbw_gbps(gpus, spanned, eff)
-    step_latency = eff.collective_step_latency_us if spanned <= 1 else gpus.inter_node_latency_us
+    members = -(-size // spanned)
+    busbw = link_busbw_gbps(gpus, spanned, members, eff)
     if spanned > 1:
-        # NCCL crosses nodes with trees/hierarchical rings: latency grows with the number of
-        # nodes and the in-node hops, not with every rank.
-        steps = ring_steps(op, spanned) + ring_steps(op, min(size, gpus.gpus_per_node))
+        # NCCL crosses nodes hierarchically: hops grow with the nodes and the in-node ranks.
+        latency_us = ring_steps(op, spanned) * gpus.inter_node_latency_us \
+            + ring_steps(op, members) * eff.collective_step_latency_us
     else:
-        steps = ring_steps(op, size)
-    factor = bus_factor(op, size)
-    time_s = steps * step_latency * 1e-6 + nbytes * factor / (busbw * 1e9)
+        latency_us = ring_steps(op, size) * eff.collective_step_latency_us
+    time_s = (eff.collective_launch_us + latency_us) * 1e-6 + nbytes * factor / (busbw * 1e9)
     algbw = nbytes / time_s / 1e9
     return CommCost(time_s=time_s, algbw_gbps=algbw, busbw_gbps=algbw * factor)
+
+
+def send_recv_time(nbytes: float, gpus: GpuSet, crosses_nodes: bool, eff: Efficiency = EFFICIENCY) -> float:
+    """Seconds to send ``nbytes`` from one GPU to another (a pipeline-stage boundary)."""
+    if nbytes <= 0:
+        return 0.0
+    if crosses_nodes:
+        bw, hop = gpus.inter_node_gbps * eff.network_fraction, gpus.inter_node_latency_us
+    else:
+        bw, hop = intra_node_busbw_gbps(gpus, eff), eff.collective_step_latency_us
+    return (eff.collective_launch_us + hop) * 1e-6 + nbytes / (bw * 1e9)

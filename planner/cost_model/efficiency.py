@@ -37,12 +37,37 @@ class Efficiency:
     """Bus bandwidth over the PCIe per-direction rate for GPUs without NVLink."""
     network_fraction: float = 0.9
     """Achieved fraction of InfiniBand line rate (Calculon; notes: about 0.9x line rate)."""
-    collective_step_latency_us: float = 5.0
-    """Latency of one step of a ring collective inside a node (launch + sync); across
-    nodes the cluster's inter-node latency applies."""
+    collective_launch_us: float = 6.0
+    """Fixed latency of one NCCL collective call (kernel launch and the first handshake).
+    NCCL's own tuning model uses a ring base latency of 3.6 us (LL) to 8.4 us (Simple)
+    (nccl src/graph/tuning.cc, baseLat)."""
+    collective_step_latency_us: float = 1.0
+    """Latency of one hop of a ring collective inside a node; NCCL's model uses 0.47 us
+    (LL) to 3.4 us (Simple) per NVLink hop (tuning.cc, hwLat). Across nodes the
+    cluster's inter-node latency applies per hop."""
 
-    # ---- training -------------------------------------------------------------------------
-    # (owned by planner/cost_model/training.py)
+    # ---- memory -----------------------------------------------------------------------------
+    memory_reserve_gib: float = 2.0
+    """Device memory no framework can fill: CUDA context (about 0.5 GiB), NCCL
+    communicator buffers (0.5-1 GiB) and caching-allocator fragmentation."""
+
+    # ---- training (planner/cost_model/training.py, inference.py) ------------------------------
+    elementwise_traffic: float = 2.0
+    """HBM traffic of the non-GEMM kernels of a layer (norms, activation function, residual
+    adds, dropout, rotary embedding) in one forward pass, as a multiple of the bytes the
+    layer stores for backward (Korthikanti et al.'s ``34 sbh``): each stored tensor is
+    written once and its input read once. Backward moves twice the forward traffic
+    (gradient in, gradient out, saved tensor read)."""
+    flash_attention: bool = True
+    """The attention kernel of the stack. FlashAttention (Dao et al. 2022) in every current
+    training and inference stack (verl's FSDP and Megatron-Core backends, vLLM): causal,
+    scores never stored. ``False`` prices the unfused kernels of Megatron-LM before 2022:
+    full ``s x s`` score GEMMs (masked afterwards), then scale-mask-softmax and dropout
+    streaming the scores through HBM, which are stored for backward (``5as/h``)."""
+    grad_reduce_bytes: int = 4
+    """Bytes per gradient element in the data-parallel reduction: fp32, the default of
+    Megatron-Core (fp32 ``main_grad`` buffers unless ``--grad-reduce-in-bf16``) and of
+    verl's FSDP mixed-precision policy (``reduce_dtype: fp32``)."""
 
     # ---- generation -----------------------------------------------------------------------
     # (owned by planner/cost_model/generation.py)

@@ -1,0 +1,42 @@
+"""REINFORCE++: critic-free REINFORCE with PPO's clipping and a token-level KL penalty.
+
+Hu 2025 keeps PPO's tricks (ratio clipping, KL to the reference as a per-token reward
+penalty) but drops the critic: the return is normalised over the whole batch (global
+advantage normalisation) instead of a value baseline. verl: ``adv_estimator=
+reinforce_plus_plus`` with ``use_kl_in_reward=True``. The paper evaluates both reward
+models and verifiable rewards; the default here is a rule reward (verifiable answers).
+
+Dataflow: generate -> {reward, old log-probs, ref log-probs} -> advantages -> actor.update.
+"""
+
+from __future__ import annotations
+
+from planner.workload import Workload
+
+from algos import stages as S
+from algos.dataflow import Algorithm, Dataflow
+
+
+def build(w: Workload, reward_model: bool) -> Dataflow:
+    S.require_no_oversample(w, "reinforce_pp")
+    scorer = S.reward(reward_model)
+    return Dataflow.from_stages("reinforce_pp", [S.ACTOR, S.ROLLOUT, S.REF, *scorer.roles], [
+        (S.generate(w), {}),
+        (scorer.stage(w), {"rollout.generate": "responses"}),
+        (S.forward(w, "actor.log_prob", "actor"), {"rollout.generate": "responses"}),
+        (S.forward(w, "ref.log_prob", "ref"), {"rollout.generate": "responses"}),
+        # Token-level KL penalty in the reward, then batch-wide normalisation.
+        (S.compute(w, "advantages"), {scorer.name: "scores", "actor.log_prob": "old_log_probs",
+                                      "ref.log_prob": "ref_log_probs"}),
+        (S.update(w, "actor"), {"advantages": "advantages", "actor.log_prob": "old_log_probs"}),
+    ])
+
+
+ALGORITHM = Algorithm(
+    name="reinforce_pp",
+    summary="REINFORCE++: PPO clipping, token-level KL in the reward, batch-normalised returns, no critic",
+    advantage="reinforce_pp",
+    source="Hu 2025 (REINFORCE++)",
+    build=build,
+    default_reward_model=False,
+)

@@ -1,0 +1,43 @@
+"""RLOO: REINFORCE with a leave-one-out baseline over each prompt's k samples.
+
+Ahmadian et al. 2024 ("Back to Basics") sample k responses per prompt and use, for each,
+the mean reward of the other k-1 as its baseline; the KL to the reference is a penalty in
+the sequence reward. No critic. Their experiments are RLHF with a reward model, hence
+that default. verl: ``adv_estimator=rloo``.
+
+Dataflow: generate -> {reward, old log-probs, ref log-probs} -> advantages -> actor.update.
+"""
+
+from __future__ import annotations
+
+from planner.errors import require
+from planner.workload import Workload
+
+from algos import stages as S
+from algos.dataflow import Algorithm, Dataflow
+
+
+def build(w: Workload, reward_model: bool) -> Dataflow:
+    S.require_no_oversample(w, "rloo")
+    require(w.samples_per_prompt >= 2, "rloo needs at least 2 samples per prompt for a leave-one-out baseline: "
+                                       "set --samples 2 or more")
+    scorer = S.reward(reward_model)
+    return Dataflow.from_stages("rloo", [S.ACTOR, S.ROLLOUT, S.REF, *scorer.roles], [
+        (S.generate(w), {}),
+        (scorer.stage(w), {"rollout.generate": "responses"}),
+        (S.forward(w, "actor.log_prob", "actor"), {"rollout.generate": "responses"}),
+        (S.forward(w, "ref.log_prob", "ref"), {"rollout.generate": "responses"}),
+        (S.compute(w, "advantages"), {scorer.name: "scores", "actor.log_prob": "old_log_probs",
+                                      "ref.log_prob": "ref_log_probs"}),
+        (S.update(w, "actor"), {"advantages": "advantages", "actor.log_prob": "old_log_probs"}),
+    ])
+
+
+ALGORITHM = Algorithm(
+    name="rloo",
+    summary="REINFORCE with a leave-one-out baseline over the k samples of a prompt, no critic",
+    advantage="rloo",
+    source="Ahmadian et al. 2024 (Back to Basics: RLOO)",
+    build=build,
+    default_reward_model=True,
+)

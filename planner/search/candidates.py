@@ -1,0 +1,242 @@
+"""Candidate layouts per role and GPU count, priced by the cost model.
+
+A candidate is everything the search may choose for one role once it knows how many GPUs
+of which node group the role's pool has: the parallel layout (training, forward-only or
+generation), whether its weights wait on the host between stages, the time of each of
+its stages and its memory per GPU (resident between stages vs only during them).
+Candidates that do not fit in memory are dropped; candidates that another one beats on
+every count (time of every stage, both kinds of memory, and what weight sync depends on)
+are pruned, so the search space stays small without losing an optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.cost_model import memory as mem
+from planner.cost_model.costs import StageCost
+from planner.errors import PlanError
+from planner.hardware import ClusterSpec, GpuSet
+from planner.models import ModelSpec
+from planner.parallel import GenerationConfig, ParallelConfig
+
+TP_CHOICES = (1, 2, 4, 8)
+PP_CHOICES = (1, 2, 4, 8, 16)
+MICRO_BATCHES = (1, 2, 4, 8)
+RECOMPUTES = ("none", "selective", "full")
+ROLLOUT_UTILS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""vLLM gpu_memory_utilization levels offered to a rollout sharing GPUs with trainers
+(verl suggests 0.5-0.7 when colocated, 0.8-0.9 when offloading; docs/perf)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One choice for one role on ``num_gpus`` GPUs of node group ``group``."""
+
+    role: str
+    group: int
+    num_gpus: int
+    layout: ParallelConfig | GenerationConfig
+    offload: bool
+    stage_times: dict[str, float]
+    static_bytes: float
+    """Per GPU, held for the whole iteration (training states; weights unless offloaded)."""
+    transient_bytes: float
+    """Per GPU, held only while one of the role's stages runs (activations, KV cache)."""
+    stage_costs: dict[str, StageCost] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple:
+        """What the search sees of this candidate (two candidates equal here are interchangeable)."""
+        return (self.role, self.group, self.num_gpus, self.layout, self.offload)
+
+    def describe(self) -> str:
+        return self.layout.describe() + ("/offload" if self.offload else "")
+
+
+def pool_sizes(cluster: ClusterSpec, group: int, cap: int) -> list[int]:
+    """GPU counts a pool may have in node group ``group``: divisors of a node (powers of two
+    below it), or whole nodes. Such pools always pack onto the group's nodes when their
+    sum fits, so the search only needs the sum constraint. Above 64 nodes the grid of
+    node counts thins out geometrically (every node count up to 32, then steps of 2, 4,
+    8 ...), which the README states as the candidate space's resolution."""
+    g = cluster.node_groups[group]
+    per_node = g.gpus_per_node
+    limit = min(cap, g.num_gpus)
+    sizes = [s for s in (1, 2, 4, 8, 16, 32) if s < per_node and per_node % s == 0 and s <= limit]
+    max_nodes = limit // per_node
+    nodes, step = 1, 1
+    while nodes <= max_nodes:
+        sizes.append(nodes * per_node)
+        if nodes >= 32 * step:
+            step *= 2
+        nodes += step
+    if max_nodes and max_nodes * per_node not in sizes:
+        sizes.append(max_nodes * per_node)
+    return sorted(set(sizes))
+
+
+def _tp_options(model: ModelSpec, num_gpus: int, per_node: int, forced: int | None = None) -> list[int]:
+    options = []
+    for tp in TP_CHOICES:
+        if tp > per_node or num_gpus % tp or model.num_heads % tp:
+            continue
+        if model.num_kv_heads % tp and tp % model.num_kv_heads:
+            continue
+        if forced is not None and tp != forced:
+            continue
+        options.append(tp)
+    return options
+
+
+def _prune(cands: list[Candidate], sync_key) -> list[Candidate]:
+    """Drop candidates dominated by another with the same ``sync_key``."""
+    kept: list[Candidate] = []
+    for c in sorted(cands, key=lambda c: (sum(c.stage_times.values()), c.static_bytes, c.transient_bytes)):
+        if any(sync_key(k) == sync_key(c)
+               and k.static_bytes <= c.static_bytes and k.transient_bytes <= c.transient_bytes
+               and all(k.stage_times[s] <= c.stage_times[s] for s in c.stage_times)
+               for k in kept):
+            continue
+        kept.append(c)
+    return kept
+
+
+class CandidateBuilder:
+    """Prices every layout of every role on every GPU count, with caching."""
+
+    def __init__(self, inputs) -> None:
+        self.inputs = inputs
+        self.cluster: ClusterSpec = inputs.cluster
+        self.workload = inputs.workload
+        self.dataflow = inputs.dataflow
+        self.options = inputs.options
+        self._cache: dict[tuple, list[Candidate]] = {}
+
+    # ---- public ------------------------------------------------------------------------
+    def candidates(self, role: str, group: int, num_gpus: int) -> list[Candidate]:
+        key = (role, group, num_gpus)
+        if key not in self._cache:
+            gpus = self.cluster.gpu_set(num_gpus, group)
+            spec = self.dataflow.roles[role]
+            stages = self.dataflow.stages_of(role)
+            kinds = {s.kind.value for s in stages}
+            if "generate" in kinds:
+                found = self._rollout(role, group, gpus, stages)
+            elif "train" in kinds:
+                found = self._trainer(role, group, gpus, stages)
+            else:
+                found = self._forward_only(role, group, gpus, stages, spec.head)
+            self._cache[key] = found
+        return self._cache[key]
+
+    # ---- per kind of role ----------------------------------------------------------------
+    def _trainer(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
+        from planner.cost_model.inference import forward_pass
+        from planner.cost_model.training import train_step
+
+        model = self.inputs.models[role]
+        head = self.dataflow.roles[role].head
+        train = next(s for s in stages if s.kind.value == "train")
+        mini_batch = max(1, train.num_seqs // train.mini_batches)
+        seq_len = train.prompt_len + train.response.max_len
+        out = []
+        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
+            for pp in PP_CHOICES:
+                if pp > 1 and (self.options.executor_only or model.num_layers % pp):
+                    continue
+                if gpus.num_gpus % (tp * pp):
+                    continue
+                dp = gpus.num_gpus // (tp * pp)
+                for zero in ((1,) if pp > 1 else (1, 3)):
+                    for recompute in RECOMPUTES:
+                        for mb in MICRO_BATCHES:
+                            if dp * mb > mini_batch:
+                                continue
+                            par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, sequence_parallel=tp > 1,
+                                                 recompute=recompute, micro_batch=mb)
+                            cand = self._price_trainer(role, group, gpus, model, par, stages, train, mini_batch,
+                                                       seq_len, head, train_step, forward_pass)
+                            if cand is not None:
+                                out.append(cand)
+        return _prune(out, lambda c: (c.layout.tp, c.layout.pp, c.layout.dp))
+
+    def _price_trainer(self, role, group, gpus, model, par, stages, train, mini_batch, seq_len, head,
+                       train_step, forward_pass) -> Candidate | None:
+        try:
+            step = train_step(model, par, gpus, mini_batch, seq_len, train.tokens_per_seq)
+        except PlanError:
+            return None
+        if not mem.fits(step, gpus.gpu):
+            return None
+        costs = {train.name: step}
+        times = {train.name: step.time_s * train.epochs * train.mini_batches}
+        transient = step.transient_bytes
+        for stage in stages:
+            if stage.kind.value != "forward":
+                continue
+            fwd = forward_pass(model, par, gpus, stage.num_seqs, stage.prompt_len + stage.response.max_len,
+                               stage.tokens_per_seq, head=head)
+            costs[stage.name] = fwd
+            times[stage.name] = fwd.time_s
+            transient = max(transient, fwd.transient_bytes)
+        return Candidate(role, group, gpus.num_gpus, par, False, times, step.static_bytes, transient, costs)
+
+    def _forward_only(self, role, group, gpus: GpuSet, stages, head: str) -> list[Candidate]:
+        from planner.cost_model.inference import forward_pass
+        from planner.cost_model.transfer import offload, onload
+
+        model = self.inputs.models[role]
+        out = []
+        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
+            for pp in PP_CHOICES:
+                if pp > 1 and (self.options.executor_only or model.num_layers % pp):
+                    continue
+                if gpus.num_gpus % (tp * pp):
+                    continue
+                dp = gpus.num_gpus // (tp * pp)
+                for zero in (0, 3):
+                    if zero == 3 and (dp == 1 or pp > 1):
+                        continue
+                    for mb in MICRO_BATCHES:
+                        par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, micro_batch=mb)
+                        costs, times, static, transient = {}, {}, 0.0, 0.0
+                        try:
+                            for stage in stages:
+                                c = forward_pass(model, par, gpus, stage.num_seqs,
+                                                 stage.prompt_len + stage.response.max_len, stage.tokens_per_seq,
+                                                 head=head)
+                                costs[stage.name], times[stage.name] = c, c.time_s
+                                static, transient = max(static, c.static_bytes), max(transient, c.transient_bytes)
+                        except PlanError:
+                            continue
+                        variants = [(False, static, transient, times)]
+                        if self.options.allow_offload:
+                            swap = onload(static, gpus.gpu).time_s + offload(static, gpus.gpu).time_s
+                            variants.append((True, 0.0, transient + static, {k: v + swap for k, v in times.items()}))
+                        for off, st, tr, tm in variants:
+                            cand = Candidate(role, group, gpus.num_gpus, par, off, dict(tm), st, tr, costs)
+                            if st + tr <= mem.usable_bytes(gpus.gpu):
+                                out.append(cand)
+        return _prune(out, lambda c: ())
+
+    def _rollout(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
+        from planner.cost_model.generation import generate
+
+        model = self.inputs.models[role]
+        out = []
+        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node, self.options.rollout_tp):
+            replicas = gpus.num_gpus // tp
+            for util in ROLLOUT_UTILS:
+                gen = GenerationConfig(tp=tp, replicas=replicas, gpu_memory_utilization=util)
+                costs, times, transient = {}, {}, 0.0
+                try:
+                    for stage in stages:
+                        lengths = stage.response.planning_lengths(stage.num_seqs)
+                        c = generate(model, gen, gpus, lengths, stage.prompt_len)
+                        costs[stage.name], times[stage.name] = c, c.time_s
+                        transient = max(transient, util * gpus.gpu.memory_bytes)
+                except PlanError:
+                    continue
+                out.append(Candidate(role, group, gpus.num_gpus, gen, False, times, 0.0, transient, costs))
+        return _prune(out, lambda c: (c.layout.tp,))

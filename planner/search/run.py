@@ -1,0 +1,108 @@
+"""One search from inputs to a result: candidates, baselines, CP-SAT, lower bound."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from planner.errors import PlanError
+from planner.search.baselines import Baseline, baselines_for
+from planner.search.bounds import LowerBound, lower_bound
+from planner.search.candidates import CandidateBuilder
+from planner.search.cpsat import Constraints, CpSatModel, Solution
+from planner.search.pricing import Assignment, Evaluation, Pricer
+from planner.search.space import candidate_space
+
+
+@dataclass
+class BaselineResult:
+    baseline: Baseline
+    assignment: Assignment | None = None
+    evaluation: Evaluation | None = None
+    why_not: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    inputs: object
+    pricer: Pricer
+    assignment: Assignment
+    evaluation: Evaluation
+    status: str
+    gap: float
+    search_time_s: float
+    solver_time_s: float
+    baselines: list[BaselineResult] = field(default_factory=list)
+    lower_bound: LowerBound | None = None
+    num_candidates: int = 0
+
+
+def solve_constrained(pricer: Pricer, space, constraints: Constraints | None, time_limit_s: float, workers: int,
+                      hint: Assignment | None = None) -> Solution | None:
+    model = CpSatModel(pricer, space, constraints)
+    if not model.build():
+        return None
+    if hint is not None:
+        model.hint(hint)
+    return model.solve(time_limit_s, workers)
+
+
+def _hybridflow_baseline(inputs, builder, pricer) -> BaselineResult:
+    from planner.search.hybridflow import hybridflow_search
+
+    hf = hybridflow_search(inputs, builder, pricer, time_limit_s=inputs.options.time_limit_s)
+    b = Baseline("HybridFlow Alg. 1",
+                 "HybridFlow's device-mapping enumeration (colocation sets x GPU allocations x per-model "
+                 "parallelism, stage-barrier cost), re-priced by rlplan's evaluator", None)
+    extra = {"own_estimate_s": hf.d_cost_s, "search_time_s": hf.search_time_s, "placements": hf.placements,
+             "allocations": hf.allocations, "timed_out": hf.timed_out}
+    if hf.assignment is None:
+        return BaselineResult(b, why_not="found no layout that fits", extra=extra)
+    return BaselineResult(b, hf.assignment, pricer.evaluate(hf.assignment), extra=extra)
+
+
+def run_search(inputs, progress=None) -> SearchResult:
+    """Find the best plan for ``inputs``; ``progress(msg)`` is told what is happening."""
+    t0 = time.perf_counter()
+    say = progress or (lambda msg: None)
+    opts = inputs.options
+    say("pricing candidate layouts")
+    builder = CandidateBuilder(inputs)
+    space = candidate_space(inputs, builder)
+    pricer = Pricer(inputs)
+
+    say("pricing baselines")
+    base_results = []
+    for b in baselines_for(inputs):
+        if b.constraints is None:
+            base_results.append(BaselineResult(b, why_not=b.why_not))
+            continue
+        sol = solve_constrained(pricer, space, b.constraints, min(opts.time_limit_s, 20.0), opts.workers)
+        if sol is None:
+            base_results.append(BaselineResult(b, why_not="does not fit in memory on this cluster"))
+            continue
+        base_results.append(BaselineResult(b, sol.assignment, pricer.evaluate(sol.assignment)))
+
+    say("running HybridFlow's Algorithm 1")
+    base_results.append(_hybridflow_baseline(inputs, builder, pricer))
+
+    say("solving the CP-SAT model")
+    feasible_bases = [r for r in base_results if r.evaluation is not None]
+    hint = min(feasible_bases, key=lambda r: r.evaluation.objective_s).assignment if feasible_bases else None
+    if hint is not None and any(r not in hint.choice for r in inputs.roles):
+        hint = None
+    solution = solve_constrained(pricer, space, None, opts.time_limit_s, opts.workers, hint)
+    if solution is None:
+        raise PlanError(
+            f"no layout of {inputs.algo} fits on {inputs.cluster.name} within "
+            f"{opts.time_limit_s:g} s: its roles do not fit together in memory; use more GPUs, "
+            "smaller models, or allow offload")
+    evaluation = pricer.evaluate(solution.assignment)
+    bound = lower_bound(inputs, opts.max_gpus or inputs.cluster.num_gpus)
+    return SearchResult(
+        inputs=inputs, pricer=pricer, assignment=solution.assignment, evaluation=evaluation,
+        status=solution.status, gap=solution.gap, search_time_s=time.perf_counter() - t0,
+        solver_time_s=solution.wall_s, baselines=base_results, lower_bound=bound,
+        num_candidates=sum(len(v) for v in space.values()),
+    )
