@@ -46,6 +46,12 @@ class StageCost:
     def memory_gib(self) -> float:
         return self.memory_bytes / GiB
 
+    def repeated(self, times: int) -> "StageCost":
+        """The same call ``times`` times in a row (e.g. the optimizer steps of a train stage):
+        time parts scale, memory does not."""
+        return StageCost({k: v * times for k, v in self.time_parts.items()}, dict(self.memory_parts),
+                         {**self.info, "calls": times})
+
     def to_dict(self) -> dict:
         return {
             "time_s": self.time_s,

@@ -66,6 +66,16 @@ def training_state_bytes(model: ModelSpec, par: ParallelConfig) -> dict[str, flo
     return model_state_bytes(stage_params(model, par.tp, par.pp), par.zero, par.dp)
 
 
+def gathered_weight_bytes(model: ModelSpec, par: ParallelConfig) -> float:
+    """Unsharded 16-bit parameters FSDP holds at once under ZeRO 3 (transient): the root
+    unit (embedding and head) for the whole pass, plus the running layer and the
+    prefetched next one. Zero without ZeRO 3 or data parallelism."""
+    if par.zero < 3 or par.dp == 1:
+        return 0.0
+    layer = (model.params_per_layer - model.norm_params_per_layer) / par.tp + model.norm_params_per_layer
+    return BF16_BYTES * (model.embedding_params / par.tp + 2 * layer)
+
+
 # ---- activations -----------------------------------------------------------------------
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int, tp: int = 1,
                                sequence_parallel: bool = False, recompute: str = "none",

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from planner.cost_model import memory as mem
 from planner.cost_model.comm import collective, send_recv_time
-from planner.cost_model.compute import head_forward, layer_forward
+from planner.cost_model.compute import causal_context, head_forward, layer_forward, memory_time
 from planner.cost_model.costs import StageCost
 from planner.cost_model.efficiency import EFFICIENCY, Efficiency
 from planner.errors import require
@@ -79,7 +79,8 @@ def _micro_batch_parts(model: ModelSpec, par: ParallelConfig, gpus: GpuSet, toke
     head = head_forward(model, tokens, par.tp, gpus.gpu, "lm", eff)
     layers = stage_layers(model, par.pp)
     fwd = layers * layer.total + head.total
-    bwd = layers * (2 * layer.gemm + FLASH_BACKWARD_FACTOR * layer.attention + 2 * layer.elementwise) \
+    attention_bwd = FLASH_BACKWARD_FACTOR if eff.flash_attention else 2.0
+    bwd = layers * (2 * layer.gemm + attention_bwd * layer.attention + 2 * layer.elementwise) \
         + 2 * head.total
     if par.recompute == "full":
         recompute = layers * layer.total
@@ -130,10 +131,27 @@ def _dp_comm(par: ParallelConfig, gpus: GpuSet, params: float, m: int, fwd: floa
     return m * per_micro_batch
 
 
+def dp_bytes_per_gpu(params: float, zero: int, dp: int, micro_batches: int, eff: Efficiency = EFFICIENCY) -> float:
+    """Bytes each GPU sends for data parallelism in one step (ring collectives).
+
+    ZeRO 0-2: ``2 (N-1)/N`` of the gradients (an all-reduce, or a reduce-scatter of
+    gradients plus an all-gather of parameters); ZeRO 3: two all-gathers of the
+    parameters and a reduce-scatter of the gradients, ``3 (N-1)/N`` per micro-batch,
+    1.5 times plain DP in equal dtypes (Rajbhandari et al. 2020, Section 7).
+    """
+    if dp <= 1:
+        return 0.0
+    share = (dp - 1) / dp
+    grads, weights = params * eff.grad_reduce_bytes, params * BF16_BYTES
+    if zero == 0:
+        return 2 * share * grads
+    if zero in (1, 2):
+        return share * (grads + weights)
+    return micro_batches * share * (2 * weights + grads)
+
+
 def optimizer_time(params: float, par: ParallelConfig, gpus: GpuSet, eff: Efficiency = EFFICIENCY) -> float:
     """Memory-bound Adam over the parameters this GPU updates."""
-    from planner.cost_model.compute import memory_time
-
     local = params / par.dp if par.zero >= 1 else params
     return memory_time(local * ADAM_BYTES_PER_PARAM, gpus.gpu, eff)
 
@@ -170,7 +188,7 @@ def train_step(model: ModelSpec, par: ParallelConfig, gpus: GpuSet, global_batch
         "dp_comm": _dp_comm(par, gpus, params, m, mb["forward"], mb["backward"] + mb["recompute"], layers, eff),
         "optimizer": optimizer_time(params, par, gpus, eff),
     }
-    memory_parts = {**mem.training_state_bytes(model, par), **_activation_parts(model, par, seq_len, m)}
+    memory_parts = {**mem.training_state_bytes(model, par), **_activation_parts(model, par, seq_len, m, eff)}
     flops = 3.0 * global_batch * tps * model_forward_flops_per_token(model, tps)
     time_s = sum(time_parts.values())
     info = {
@@ -178,25 +196,26 @@ def train_step(model: ModelSpec, par: ParallelConfig, gpus: GpuSet, global_batch
         "tokens_per_s_per_gpu": global_batch * tps / time_s / gpus.num_gpus,
         "tflops_per_gpu": flops / time_s / gpus.num_gpus / 1e12,
         "micro_batches": float(m),
+        "dp_bytes_per_gpu": dp_bytes_per_gpu(params, par.zero, par.dp, m, eff),
     }
     return StageCost(time_parts=time_parts, memory_parts=memory_parts, info=info)
 
 
 def model_forward_flops_per_token(model: ModelSpec, tokens_per_seq: float) -> float:
     """Model FLOPs of one token's forward pass: GEMMs plus causal attention (mean context)."""
-    from planner.cost_model.compute import causal_context
-
     return model.forward_flops_per_token(causal_context(tokens_per_seq))
 
 
-def _activation_parts(model: ModelSpec, par: ParallelConfig, seq_len: int, m: int) -> dict[str, float]:
+def _activation_parts(model: ModelSpec, par: ParallelConfig, seq_len: int, m: int,
+                      eff: Efficiency) -> dict[str, float]:
     """Transient bytes of the most-loaded stage: the first holds ``min(m, p)`` micro-batches
     of activations, the last one micro-batch plus the logits (both when ``p = 1``)."""
+    extra = {"gathered_weights": mem.gathered_weight_bytes(model, par)} if par.zero >= 3 and par.dp > 1 else {}
     logits = mem.logits_bytes(model, par.micro_batch * seq_len, par.tp)
-    first = mem.activation_bytes(model, par, seq_len, m)
+    first = mem.activation_bytes(model, par, seq_len, m, flash_attention=eff.flash_attention)
     if par.pp == 1:
-        return {"activations": first, "logits": logits}
-    last = mem.activation_bytes(model, par, seq_len, 1)
+        return {"activations": first, "logits": logits, **extra}
+    last = mem.activation_bytes(model, par, seq_len, 1, flash_attention=eff.flash_attention)
     if first >= last + logits:
-        return {"activations": first, "logits": 0.0}
-    return {"activations": last, "logits": logits}
+        return {"activations": first, "logits": 0.0, **extra}
+    return {"activations": last, "logits": logits, **extra}

@@ -59,7 +59,9 @@ def baselines_for(inputs) -> list[Baseline]:
     rollout_tp = verl_rollout_tp(inputs.models["rollout"], gpu)
     allow_fsdp = {r: _fsdp for r in roles}
     verl_allow = dict(allow_fsdp)
-    verl_allow["rollout"] = lambda c: c.layout.tp == rollout_tp and c.layout.gpu_memory_utilization == VERL_ROLLOUT_UTIL
+    # The rule fixes the TP; the engine's memory level is left to the search (no higher than
+    # verl's default) so that a level the pruning dropped for an equal-or-better one counts.
+    verl_allow["rollout"] = lambda c: c.layout.tp == rollout_tp and c.layout.gpu_memory_utilization <= VERL_ROLLOUT_UTIL
 
     out = [Baseline(
         "verl default",

@@ -57,9 +57,10 @@ class Candidate:
 def pool_sizes(cluster: ClusterSpec, group: int, cap: int) -> list[int]:
     """GPU counts a pool may have in node group ``group``: divisors of a node (powers of two
     below it), or whole nodes. Such pools always pack onto the group's nodes when their
-    sum fits, so the search only needs the sum constraint. Above 64 nodes the grid of
-    node counts thins out geometrically (every node count up to 32, then steps of 2, 4,
-    8 ...), which the README states as the candidate space's resolution."""
+    sum fits, so the search only needs the sum constraint. Above 8 nodes the grid of
+    node counts thins out geometrically (every count up to 8, then steps of 2 up to 16,
+    4 up to 32, 8 up to 64 ...: at most 12.5% apart), which the README states as the
+    candidate space's resolution; the whole cluster is always a size."""
     g = cluster.node_groups[group]
     per_node = g.gpus_per_node
     limit = min(cap, g.num_gpus)
@@ -68,12 +69,23 @@ def pool_sizes(cluster: ClusterSpec, group: int, cap: int) -> list[int]:
     nodes, step = 1, 1
     while nodes <= max_nodes:
         sizes.append(nodes * per_node)
-        if nodes >= 32 * step:
+        if nodes >= 8 * step:
             step *= 2
         nodes += step
     if max_nodes and max_nodes * per_node not in sizes:
         sizes.append(max_nodes * per_node)
     return sorted(set(sizes))
+
+
+def _pp_allowed(model: ModelSpec, tp: int, pp: int, per_node: int, executor_only: bool) -> bool:
+    """Pipeline stages only once tensor parallelism fills the node (Megatron's and verl's
+    advice: "prefer increasing TP first, add PP when necessary"), and only as many as
+    divide the layers."""
+    if pp == 1:
+        return True
+    if executor_only or model.num_layers % pp:
+        return False
+    return tp == max(t for t in TP_CHOICES if t <= per_node and model.num_heads % t == 0)
 
 
 def _tp_options(model: ModelSpec, num_gpus: int, per_node: int, forced: int | None = None) -> list[int]:
@@ -89,17 +101,23 @@ def _tp_options(model: ModelSpec, num_gpus: int, per_node: int, forced: int | No
     return options
 
 
-def _prune(cands: list[Candidate], sync_key) -> list[Candidate]:
-    """Drop candidates dominated by another with the same ``sync_key``."""
-    kept: list[Candidate] = []
+def dominates(a: Candidate, b: Candidate, extra_a=(), extra_b=()) -> bool:
+    """``a`` is no worse than ``b`` on memory, every stage time and every extra cost."""
+    return (a.static_bytes <= b.static_bytes and a.transient_bytes <= b.transient_bytes
+            and all(a.stage_times[s] <= b.stage_times[s] for s in b.stage_times)
+            and all(x <= y for x, y in zip(extra_a, extra_b)))
+
+
+def prune(cands: list[Candidate], sync_key=lambda c: (), extra=lambda c: ()) -> list[Candidate]:
+    """Drop candidates dominated by another with the same ``sync_key``, comparing ``extra``
+    costs (e.g. weight-sync times against each partner) too."""
+    kept: list[tuple[Candidate, tuple]] = []
     for c in sorted(cands, key=lambda c: (sum(c.stage_times.values()), c.static_bytes, c.transient_bytes)):
-        if any(sync_key(k) == sync_key(c)
-               and k.static_bytes <= c.static_bytes and k.transient_bytes <= c.transient_bytes
-               and all(k.stage_times[s] <= c.stage_times[s] for s in c.stage_times)
-               for k in kept):
+        ec = tuple(extra(c))
+        if any(sync_key(k) == sync_key(c) and dominates(k, c, ek, ec) for k, ek in kept):
             continue
-        kept.append(c)
-    return kept
+        kept.append((c, ec))
+    return [c for c, _ in kept]
 
 
 class CandidateBuilder:
@@ -143,7 +161,7 @@ class CandidateBuilder:
         out = []
         for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
             for pp in PP_CHOICES:
-                if pp > 1 and (self.options.executor_only or model.num_layers % pp):
+                if not _pp_allowed(model, tp, pp, gpus.gpus_per_node, self.options.executor_only):
                     continue
                 if gpus.num_gpus % (tp * pp):
                     continue
@@ -159,7 +177,7 @@ class CandidateBuilder:
                                                        seq_len, head, train_step, forward_pass)
                             if cand is not None:
                                 out.append(cand)
-        return _prune(out, lambda c: (c.layout.tp, c.layout.pp, c.layout.dp))
+        return prune(out, lambda c: (c.layout.tp, c.layout.pp, c.layout.dp))
 
     def _price_trainer(self, role, group, gpus, model, par, stages, train, mini_batch, seq_len, head,
                        train_step, forward_pass) -> Candidate | None:
@@ -169,8 +187,9 @@ class CandidateBuilder:
             return None
         if not mem.fits(step, gpus.gpu):
             return None
-        costs = {train.name: step}
-        times = {train.name: step.time_s * train.epochs * train.mini_batches}
+        steps = train.epochs * train.mini_batches
+        costs = {train.name: step.repeated(steps)}
+        times = {train.name: costs[train.name].time_s}
         transient = step.transient_bytes
         for stage in stages:
             if stage.kind.value != "forward":
@@ -190,7 +209,7 @@ class CandidateBuilder:
         out = []
         for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
             for pp in PP_CHOICES:
-                if pp > 1 and (self.options.executor_only or model.num_layers % pp):
+                if not _pp_allowed(model, tp, pp, gpus.gpus_per_node, self.options.executor_only):
                     continue
                 if gpus.num_gpus % (tp * pp):
                     continue
@@ -218,25 +237,39 @@ class CandidateBuilder:
                             cand = Candidate(role, group, gpus.num_gpus, par, off, dict(tm), st, tr, costs)
                             if st + tr <= mem.usable_bytes(gpus.gpu):
                                 out.append(cand)
-        return _prune(out, lambda c: ())
+        return prune(out)
 
     def _rollout(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
-        from planner.cost_model.generation import generate
+        from planner.cost_model.generation import generate, kv_capacity_tokens
 
         model = self.inputs.models[role]
         out = []
+        longest = max(s.prompt_len + s.response.max_len for s in stages)
         for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node, self.options.rollout_tp):
             replicas = gpus.num_gpus // tp
             for util in ROLLOUT_UTILS:
                 gen = GenerationConfig(tp=tp, replicas=replicas, gpu_memory_utilization=util)
+                # Once the KV cache holds max_num_seqs sequences of the longest length, more
+                # memory changes nothing: higher levels would be dominated, so stop.
+                saturated = kv_capacity_tokens(model, gen, gpus.gpu) >= gen.max_num_seqs * longest
                 costs, times, transient = {}, {}, 0.0
                 try:
                     for stage in stages:
-                        lengths = stage.response.planning_lengths(stage.num_seqs)
+                        lengths = _arrival_order(stage.response.planning_lengths(stage.num_seqs))
                         c = generate(model, gen, gpus, lengths, stage.prompt_len)
                         costs[stage.name], times[stage.name] = c, c.time_s
                         transient = max(transient, util * gpus.gpu.memory_bytes)
                 except PlanError:
                     continue
                 out.append(Candidate(role, group, gpus.num_gpus, gen, False, times, 0.0, transient, costs))
-        return _prune(out, lambda c: (c.layout.tp,))
+                if saturated:
+                    break
+        return prune(out, lambda c: (c.layout.tp,))
+
+
+def _arrival_order(lengths):
+    """Requests reach the engine in no particular order of their (unknown) lengths: a
+    fixed seeded shuffle of the planning quantiles, so every call sees the same order."""
+    import numpy as np
+
+    return np.random.default_rng(0).permutation(lengths)

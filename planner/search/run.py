@@ -69,8 +69,8 @@ def run_search(inputs, progress=None) -> SearchResult:
     opts = inputs.options
     say("pricing candidate layouts")
     builder = CandidateBuilder(inputs)
-    space = candidate_space(inputs, builder)
     pricer = Pricer(inputs)
+    space = candidate_space(inputs, builder, pricer)
 
     say("pricing baselines")
     base_results = []
