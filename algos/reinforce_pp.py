@@ -18,18 +18,7 @@ from algos.dataflow import Algorithm, Dataflow
 
 
 def build(w: Workload, reward_model: bool) -> Dataflow:
-    S.require_no_oversample(w, "reinforce_pp")
-    scorer = S.reward(reward_model)
-    return Dataflow.from_stages("reinforce_pp", [S.ACTOR, S.ROLLOUT, S.REF, *scorer.roles], [
-        (S.generate(w), {}),
-        (scorer.stage(w), {"rollout.generate": "responses"}),
-        (S.forward(w, "actor.log_prob", "actor"), {"rollout.generate": "responses"}),
-        (S.forward(w, "ref.log_prob", "ref"), {"rollout.generate": "responses"}),
-        # Token-level KL penalty in the reward, then batch-wide normalisation.
-        (S.compute(w, "advantages"), {scorer.name: "scores", "actor.log_prob": "old_log_probs",
-                                      "ref.log_prob": "ref_log_probs"}),
-        (S.update(w, "actor"), {"advantages": "advantages", "actor.log_prob": "old_log_probs"}),
-    ])
+    return S.kl_in_reward_flow("reinforce_pp", w, reward_model)
 
 
 ALGORITHM = Algorithm(

@@ -18,19 +18,9 @@ from algos.dataflow import Algorithm, Dataflow
 
 
 def build(w: Workload, reward_model: bool) -> Dataflow:
-    S.require_no_oversample(w, "rloo")
     require(w.samples_per_prompt >= 2, "rloo needs at least 2 samples per prompt for a leave-one-out baseline: "
                                        "set --samples 2 or more")
-    scorer = S.reward(reward_model)
-    return Dataflow.from_stages("rloo", [S.ACTOR, S.ROLLOUT, S.REF, *scorer.roles], [
-        (S.generate(w), {}),
-        (scorer.stage(w), {"rollout.generate": "responses"}),
-        (S.forward(w, "actor.log_prob", "actor"), {"rollout.generate": "responses"}),
-        (S.forward(w, "ref.log_prob", "ref"), {"rollout.generate": "responses"}),
-        (S.compute(w, "advantages"), {scorer.name: "scores", "actor.log_prob": "old_log_probs",
-                                      "ref.log_prob": "ref_log_probs"}),
-        (S.update(w, "actor"), {"advantages": "advantages", "actor.log_prob": "old_log_probs"}),
-    ])
+    return S.kl_in_reward_flow("rloo", w, reward_model)
 
 
 ALGORITHM = Algorithm(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from planner.errors import require
 from planner.workload import Workload
 
-from algos.dataflow import RoleSpec, Stage, StageKind
+from algos.dataflow import Dataflow, RoleSpec, Stage, StageKind
 
 # ---- roles ---------------------------------------------------------------------------------
 ACTOR = RoleSpec("actor", model_of="actor", trainable=True, head="lm")
@@ -88,3 +88,20 @@ def require_no_oversample(w: Workload, algo: str) -> None:
     """Only dynamic-sampling algorithms generate more than they train on."""
     require(w.oversample == 1, f"oversample={w.oversample:g} needs dynamic sampling, which {algo} does not do: "
                                f"drop --oversample or use --algo dapo")
+
+
+def kl_in_reward_flow(algo: str, w: Workload, reward_model: bool) -> Dataflow:
+    """The critic-free dataflow with the KL penalty folded into the reward (RLOO,
+    REINFORCE++): the advantages need the scores and both log-probs; the update needs the
+    advantages and the old log-probs."""
+    require_no_oversample(w, algo)
+    scorer = reward(reward_model)
+    return Dataflow.from_stages(algo, [ACTOR, ROLLOUT, REF, *scorer.roles], [
+        (generate(w), {}),
+        (scorer.stage(w), {"rollout.generate": "responses"}),
+        (forward(w, "actor.log_prob", "actor"), {"rollout.generate": "responses"}),
+        (forward(w, "ref.log_prob", "ref"), {"rollout.generate": "responses"}),
+        (compute(w, "advantages"), {scorer.name: "scores", "actor.log_prob": "old_log_probs",
+                                    "ref.log_prob": "ref_log_probs"}),
+        (update(w, "actor"), {"advantages": "advantages", "actor.log_prob": "old_log_probs"}),
+    ])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from planner.cli.argtypes import positive_float, positive_int
 from planner.errors import require
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
@@ -29,28 +30,6 @@ def parse_bytes(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def _lazy_parser_class(base):
@@ -87,29 +66,29 @@ def add_arguments(parser, name: str) -> None:
                                        "ZeRO/FSDP data parallelism).")
     train.add_argument("--model", required=True, help="a zoo name (plan models) or a config.json path")
     train.add_argument("--gpu", required=True, help="GPU type, e.g. a100-80gb, h100-80gb")
-    train.add_argument("--gpus", required=True, type=_positive_int, help="number of GPUs (dp = gpus / (tp*pp))")
-    train.add_argument("--tp", type=_positive_int, default=1, help="tensor-parallel size (default 1)")
-    train.add_argument("--pp", type=_positive_int, default=1, help="pipeline-parallel size (default 1)")
+    train.add_argument("--gpus", required=True, type=positive_int, help="number of GPUs (dp = gpus / (tp*pp))")
+    train.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel size (default 1)")
+    train.add_argument("--pp", type=positive_int, default=1, help="pipeline-parallel size (default 1)")
     train.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=3,
                        help="ZeRO stage over dp: 0 none, 1 optimizer, 2 +gradients, 3 +parameters (FSDP; default 3)")
     train.add_argument("--sequence-parallel", action="store_true", help="Megatron sequence parallelism (tp > 1)")
     train.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
                        help="activation recomputation (default none)")
-    train.add_argument("--global-batch", required=True, type=_positive_int, help="sequences per optimizer step")
-    train.add_argument("--seq-len", required=True, type=_positive_int, help="(padded) tokens per sequence")
-    train.add_argument("--tokens-per-seq", type=_positive_float, default=None,
+    train.add_argument("--global-batch", required=True, type=positive_int, help="sequences per optimizer step")
+    train.add_argument("--seq-len", required=True, type=positive_int, help="(padded) tokens per sequence")
+    train.add_argument("--tokens-per-seq", type=positive_float, default=None,
                        help="mean real tokens per sequence with remove-padding (default: seq-len)")
-    train.add_argument("--micro-batch", type=_positive_int, default=1,
+    train.add_argument("--micro-batch", type=positive_int, default=1,
                        help="sequences per micro-batch per data-parallel rank (default 1)")
-    train.add_argument("--gpus-per-node", type=_positive_int, default=8, help="GPUs per node (default 8)")
+    train.add_argument("--gpus-per-node", type=positive_int, default=8, help="GPUs per node (default 8)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("generate", help="rollout generation on an inference engine", setup=_setup_generate)
 
     comm = sub.add_parser("comm", help="one NCCL collective", description="Time and bandwidth of one collective.")
     comm.add_argument("--gpu", required=True, help="GPU type, e.g. a100-80gb")
-    comm.add_argument("--gpus", required=True, type=_positive_int, help="ranks in the collective")
-    comm.add_argument("--nodes", type=_positive_int, default=None, help="nodes they span (default: packed, 8 per node)")
+    comm.add_argument("--gpus", required=True, type=positive_int, help="ranks in the collective")
+    comm.add_argument("--nodes", type=positive_int, default=None, help="nodes they span (default: packed, 8 per node)")
     comm.add_argument("--op", required=True, choices=OPS, help="the collective")
     comm.add_argument("--bytes", required=True, help="message size: 4096, 64MiB, 1GB ...")
     comm.add_argument("--json", action="store_true", help="print one JSON object")

@@ -14,34 +14,13 @@ import json
 
 import numpy as np
 
+from planner.cli.argtypes import fraction, positive_int
 from planner.errors import require
 
 SHUFFLE_SEED = 0
 """Seed of the order in which distributed output lengths are submitted."""
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
 
 
 def add_generate_arguments(parser) -> None:
@@ -50,20 +29,20 @@ def add_generate_arguments(parser) -> None:
                           "(static batch or vLLM continuous batching).")
     parser.add_argument("--model", required=True, help="a zoo name (plan models) or a config.json path")
     parser.add_argument("--gpu", required=True, help="GPU type, e.g. a100-80gb, h100-80gb")
-    parser.add_argument("--tp", type=_positive_int, default=1, help="tensor-parallel size of the engine (default 1)")
+    parser.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel size of the engine (default 1)")
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--batch", type=_positive_int, help="one static batch of this many requests")
-    mode.add_argument("--num-prompts", type=_positive_int,
+    mode.add_argument("--batch", type=positive_int, help="one static batch of this many requests")
+    mode.add_argument("--num-prompts", type=positive_int,
                       help="this many requests submitted at once, continuous batching")
-    parser.add_argument("--input-len", type=_positive_int, required=True, help="prompt tokens per request")
-    parser.add_argument("--output-len", type=_positive_int, default=None,
+    parser.add_argument("--input-len", type=positive_int, required=True, help="prompt tokens per request")
+    parser.add_argument("--output-len", type=positive_int, default=None,
                         help="generated tokens per request (or give --output-dist)")
     parser.add_argument("--output-dist", default=None,
                         help="output length distribution instead of --output-len: fixed:N, normal:MEAN,STD, "
                              "lognormal:MEAN,STD, optional ,max=N; or file:PATH")
-    parser.add_argument("--max-num-seqs", type=_positive_int, default=None,
+    parser.add_argument("--max-num-seqs", type=positive_int, default=None,
                         help="most sequences decoded together (default 256; --batch sets it to the batch)")
-    parser.add_argument("--gpu-memory-utilization", type=_fraction, default=0.9,
+    parser.add_argument("--gpu-memory-utilization", type=fraction, default=0.9,
                         help="fraction of GPU memory the engine may take (continuous batching; default 0.9)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -13,7 +13,6 @@ from planner.errors import PlanError
 from planner.clusters import cluster_names, cluster_to_dict, load_cluster
 from planner.hardware import ClusterSpec
 from planner.model_loading import load_model, model_to_dict, zoo_metadata, zoo_names
-from planner.models import ModelSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:

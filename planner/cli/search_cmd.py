@@ -80,7 +80,6 @@ def build_inputs(args):
 
 def run(args, name: str) -> int:
     from planner.plan import plan_to_dict, save_plan
-    from planner.search import run_search
 
     inputs = build_inputs(args)
     if not args.json:
@@ -114,4 +113,3 @@ def _search_with_progress(inputs, quiet: bool):
         return run_search(inputs, progress=lambda msg: status.update(f"searching: {msg} ..."))
 
 
-__all__ = ["add_arguments", "run", "build_inputs", "PlanError"]

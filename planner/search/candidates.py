@@ -149,6 +149,14 @@ class CandidateBuilder:
         return self._cache[key]
 
     # ---- per kind of role ----------------------------------------------------------------
+    def _shapes(self, model: ModelSpec, gpus: GpuSet):
+        """(tp, pp, dp) splits of ``gpus`` worth pricing for ``model``."""
+        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
+            for pp in PP_CHOICES:
+                if _pp_allowed(model, tp, pp, gpus.gpus_per_node, self.options.executor_only) \
+                        and gpus.num_gpus % (tp * pp) == 0:
+                    yield tp, pp, gpus.num_gpus // (tp * pp)
+
     def _trainer(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
         from planner.cost_model.inference import forward_pass
         from planner.cost_model.training import train_step
@@ -159,24 +167,18 @@ class CandidateBuilder:
         mini_batch = max(1, train.num_seqs // train.mini_batches)
         seq_len = train.prompt_len + train.response.max_len
         out = []
-        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
-            for pp in PP_CHOICES:
-                if not _pp_allowed(model, tp, pp, gpus.gpus_per_node, self.options.executor_only):
-                    continue
-                if gpus.num_gpus % (tp * pp):
-                    continue
-                dp = gpus.num_gpus // (tp * pp)
-                for zero in ((1,) if pp > 1 else (1, 3)):
-                    for recompute in RECOMPUTES:
-                        for mb in MICRO_BATCHES:
-                            if dp * mb > mini_batch:
-                                continue
-                            par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, sequence_parallel=tp > 1,
-                                                 recompute=recompute, micro_batch=mb)
-                            cand = self._price_trainer(role, group, gpus, model, par, stages, train, mini_batch,
-                                                       seq_len, head, train_step, forward_pass)
-                            if cand is not None:
-                                out.append(cand)
+        for tp, pp, dp in self._shapes(model, gpus):
+            for zero in ((1,) if pp > 1 else (1, 3)):
+                for recompute in RECOMPUTES:
+                    for mb in MICRO_BATCHES:
+                        if dp * mb > mini_batch:
+                            continue
+                        par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, sequence_parallel=tp > 1,
+                                             recompute=recompute, micro_batch=mb)
+                        cand = self._price_trainer(role, group, gpus, model, par, stages, train, mini_batch,
+                                                   seq_len, head, train_step, forward_pass)
+                        if cand is not None:
+                            out.append(cand)
         return prune(out, lambda c: (c.layout.tp, c.layout.pp, c.layout.dp))
 
     def _price_trainer(self, role, group, gpus, model, par, stages, train, mini_batch, seq_len, head,
@@ -207,36 +209,30 @@ class CandidateBuilder:
 
         model = self.inputs.models[role]
         out = []
-        for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node):
-            for pp in PP_CHOICES:
-                if not _pp_allowed(model, tp, pp, gpus.gpus_per_node, self.options.executor_only):
+        for tp, pp, dp in self._shapes(model, gpus):
+            for zero in (0, 3):
+                if zero == 3 and (dp == 1 or pp > 1):
                     continue
-                if gpus.num_gpus % (tp * pp):
-                    continue
-                dp = gpus.num_gpus // (tp * pp)
-                for zero in (0, 3):
-                    if zero == 3 and (dp == 1 or pp > 1):
+                for mb in MICRO_BATCHES:
+                    par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, micro_batch=mb)
+                    costs, times, static, transient = {}, {}, 0.0, 0.0
+                    try:
+                        for stage in stages:
+                            c = forward_pass(model, par, gpus, stage.num_seqs,
+                                             stage.prompt_len + stage.response.max_len, stage.tokens_per_seq,
+                                             head=head)
+                            costs[stage.name], times[stage.name] = c, c.time_s
+                            static, transient = max(static, c.static_bytes), max(transient, c.transient_bytes)
+                    except PlanError:
                         continue
-                    for mb in MICRO_BATCHES:
-                        par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, micro_batch=mb)
-                        costs, times, static, transient = {}, {}, 0.0, 0.0
-                        try:
-                            for stage in stages:
-                                c = forward_pass(model, par, gpus, stage.num_seqs,
-                                                 stage.prompt_len + stage.response.max_len, stage.tokens_per_seq,
-                                                 head=head)
-                                costs[stage.name], times[stage.name] = c, c.time_s
-                                static, transient = max(static, c.static_bytes), max(transient, c.transient_bytes)
-                        except PlanError:
-                            continue
-                        variants = [(False, static, transient, times)]
-                        if self.options.allow_offload:
-                            swap = onload(static, gpus.gpu).time_s + offload(static, gpus.gpu).time_s
-                            variants.append((True, 0.0, transient + static, {k: v + swap for k, v in times.items()}))
-                        for off, st, tr, tm in variants:
-                            cand = Candidate(role, group, gpus.num_gpus, par, off, dict(tm), st, tr, costs)
-                            if st + tr <= mem.usable_bytes(gpus.gpu):
-                                out.append(cand)
+                    variants = [(False, static, transient, times)]
+                    if self.options.allow_offload:
+                        swap = onload(static, gpus.gpu).time_s + offload(static, gpus.gpu).time_s
+                        variants.append((True, 0.0, transient + static, {k: v + swap for k, v in times.items()}))
+                    for off, st, tr, tm in variants:
+                        cand = Candidate(role, group, gpus.num_gpus, par, off, dict(tm), st, tr, costs)
+                        if st + tr <= mem.usable_bytes(gpus.gpu):
+                            out.append(cand)
         return prune(out)
 
     def _rollout(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
