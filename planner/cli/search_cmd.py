@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from planner.errors import PlanError, require
+from planner.errors import require
 
 DEFAULT_ACTOR = "qwen2.5-7b"
 
