@@ -131,12 +131,26 @@ def plan_to_dict(result) -> dict:
     }
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse an output path before any work is done, not after."""
+    path = Path(path)
+    if path.is_dir():
+        raise PlanError(f"--out {str(path)!r} is a folder: give a file name, e.g. {path / 'plan.json'}")
+    if not path.parent.is_dir():
+        raise PlanError(f"--out {str(path)!r}: folder {str(path.parent)!r} does not exist: create it or write elsewhere")
+
+
 def save_plan(plan: dict, path: str | Path) -> None:
     """Write atomically: a failed write never leaves half a plan."""
+    check_writable(path)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(plan, indent=2, sort_keys=False))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(plan, indent=2, sort_keys=False))
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise PlanError(f"cannot write the plan to {str(path)!r}: {err.strerror}: write it elsewhere") from None
 
 
 def load_plan(path: str | Path) -> dict:

@@ -73,18 +73,23 @@ def build_inputs(args):
     options = SearchOptions(mode=args.mode, max_gpus=args.max_gpus, colocate=tuple(colocate),
                             rollout_tp=args.rollout_tp, executor_only=args.executor_only,
                             allow_offload=not args.no_offload, time_limit_s=args.time_limit)
+    if args.rollout_tp is not None:
+        from planner.search.candidates import TP_CHOICES
+
+        valid = [t for t in TP_CHOICES if t <= cluster.gpus_per_node and actor.num_heads % t == 0]
+        require(args.rollout_tp in valid, f"--rollout-tp {args.rollout_tp} is not a tensor-parallel size for "
+                f"{actor.name} on {cluster.gpus_per_node}-GPU nodes: use one of {', '.join(map(str, valid))}")
     require(args.max_gpus is None or args.max_gpus <= cluster.num_gpus,
             f"--max-gpus {args.max_gpus} is more than the {cluster.num_gpus} GPUs of {cluster.name}")
     return SearchInputs(cluster, algorithm.name, dataflow, models, workload, options)
 
 
 def run(args, name: str) -> int:
-    from planner.plan import plan_to_dict, save_plan
+    from planner.plan import check_writable, plan_to_dict, save_plan
 
     inputs = build_inputs(args)
-    if not args.json:
-        from planner.cli.plan_report import print_inputs
-        print_inputs(inputs)
+    if args.out:
+        check_writable(args.out)
     result = _search_with_progress(inputs, quiet=args.json)
     plan = plan_to_dict(result)
     if args.out:
@@ -93,7 +98,8 @@ def run(args, name: str) -> int:
         json.dump(plan, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from planner.cli.plan_report import print_plan
+        from planner.cli.plan_report import print_inputs, print_plan
+        print_inputs(inputs)
         print_plan(plan)
         if args.out:
             print(f"plan written to {args.out}")

@@ -43,8 +43,15 @@ def _fsdp(c) -> bool:
     return c.layout.tp == 1 and c.layout.pp == 1 and (c.layout.zero == 3 or c.layout.dp == 1)
 
 
-def _node_multiple(gpus: int, per_node: int) -> int:
-    return max(per_node, gpus // per_node * per_node) if gpus >= per_node else gpus
+def _pool_share(gpus: int, per_node: int) -> int:
+    """A pool size of at most ``gpus``: whole nodes, or below a node a power of two
+    (the sizes a pool may have, see ``candidates.pool_sizes``)."""
+    if gpus >= per_node:
+        return gpus // per_node * per_node
+    size = 1
+    while size * 2 <= gpus and per_node % (size * 2) == 0:
+        size *= 2
+    return size
 
 
 def baselines_for(inputs) -> list[Baseline]:
@@ -72,7 +79,7 @@ def baselines_for(inputs) -> list[Baseline]:
 
     actor_side = [r for r in roles if r in ("actor", "rollout", "ref")]
     critic_side = [r for r in roles if r not in actor_side]
-    half = _node_multiple(total // 2, per_node)
+    half = _pool_share(total // 2, per_node)
     if critic_side:
         out.append(Baseline(
             "verl split",
@@ -83,7 +90,7 @@ def baselines_for(inputs) -> list[Baseline]:
         out.append(Baseline("verl split", "", None, why_not="no critic or reward model to split off"))
 
     groups = [["rollout"], [r for r in ("actor", "ref") if r in roles]] + ([critic_side] if critic_side else [])
-    share = _node_multiple(total // len(groups), per_node)
+    share = _pool_share(total // len(groups), per_node)
     out.append(Baseline(
         "OpenRLHF 1:1:1",
         f"standalone pools of {share} GPUs each: vLLM engines | " + " | ".join("+".join(g) for g in groups[1:])

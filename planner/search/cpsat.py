@@ -67,6 +67,7 @@ class CpSatModel:
         self.m = cp_model.CpModel()
         self.unit_s = self._time_unit()
         self.pools = range(len(self.roles))
+        self.proven_infeasible = False
 
     # ---- data helpers ---------------------------------------------------------------------
     def _allowed(self, role: str, c: Candidate) -> bool:
@@ -91,6 +92,7 @@ class CpSatModel:
     # ---- build -----------------------------------------------------------------------------
     def build(self) -> bool:
         if any(not c for c in self.cands.values()):
+            self.proven_infeasible = True
             return False
         self._add_choice_variables()
         self._add_pool_partition()
@@ -330,6 +332,7 @@ class CpSatModel:
         t0 = time.perf_counter()
         status = solver.solve(self.m)
         wall = time.perf_counter() - t0
+        self.proven_infeasible = status == cp_model.INFEASIBLE
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
         choice = {r: next(c for i, c in enumerate(self.cands[r]) if solver.value(self.y[r, i])) for r in self.roles}

@@ -14,6 +14,10 @@ from planner.search.pricing import Assignment, Evaluation, Pricer
 from planner.search.space import candidate_space
 
 
+BASELINE_LIMIT_S = 10.0
+"""Time limit of each baseline's constrained solve (they are small; past it the best found counts)."""
+
+
 @dataclass
 class BaselineResult:
     baseline: Baseline
@@ -39,13 +43,14 @@ class SearchResult:
 
 
 def solve_constrained(pricer: Pricer, space, constraints: Constraints | None, time_limit_s: float, workers: int,
-                      hint: Assignment | None = None) -> Solution | None:
+                      hint: Assignment | None = None) -> tuple[Solution | None, bool]:
+    """The solution (or None) and whether the model was proven to have none."""
     model = CpSatModel(pricer, space, constraints)
     if not model.build():
-        return None
+        return None, True
     if hint is not None:
         model.hint(hint)
-    return model.solve(time_limit_s, workers)
+    return model.solve(time_limit_s, workers), model.proven_infeasible
 
 
 def _hybridflow_baseline(inputs, builder, pricer) -> BaselineResult:
@@ -59,7 +64,10 @@ def _hybridflow_baseline(inputs, builder, pricer) -> BaselineResult:
              "allocations": hf.allocations, "timed_out": hf.timed_out}
     if hf.assignment is None:
         return BaselineResult(b, why_not="found no layout that fits", extra=extra)
-    return BaselineResult(b, hf.assignment, pricer.evaluate(hf.assignment), extra=extra)
+    evaluation = pricer.evaluate(hf.assignment)
+    if evaluation is None:
+        return BaselineResult(b, why_not="its mapping does not fit rlplan's memory model", extra=extra)
+    return BaselineResult(b, hf.assignment, evaluation, extra=extra)
 
 
 def run_search(inputs, progress=None, hybridflow: bool = True) -> SearchResult:
@@ -79,9 +87,13 @@ def run_search(inputs, progress=None, hybridflow: bool = True) -> SearchResult:
         if b.constraints is None:
             base_results.append(BaselineResult(b, why_not=b.why_not))
             continue
-        sol = solve_constrained(pricer, space, b.constraints, min(opts.time_limit_s, 20.0), opts.workers)
+        sol, infeasible = solve_constrained(pricer, space, b.constraints, min(opts.time_limit_s, BASELINE_LIMIT_S),
+                                            opts.workers)
         if sol is None:
-            base_results.append(BaselineResult(b, why_not="does not fit in memory on this cluster"))
+            why = "does not fit in memory on this cluster" if infeasible else f"no layout found in {BASELINE_LIMIT_S:g} s"
+            if infeasible and (opts.colocate or opts.rollout_tp or opts.max_gpus):
+                why = "does not fit in memory or breaks your --colocate/--rollout-tp/--max-gpus asks"
+            base_results.append(BaselineResult(b, why_not=why))
             continue
         base_results.append(BaselineResult(b, sol.assignment, pricer.evaluate(sol.assignment)))
 
@@ -94,12 +106,13 @@ def run_search(inputs, progress=None, hybridflow: bool = True) -> SearchResult:
     hint = min(feasible_bases, key=lambda r: r.evaluation.objective_s).assignment if feasible_bases else None
     if hint is not None and any(r not in hint.choice for r in inputs.roles):
         hint = None
-    solution = solve_constrained(pricer, space, None, opts.time_limit_s, opts.workers, hint)
-    if solution is None:
+    solution, infeasible = solve_constrained(pricer, space, None, opts.time_limit_s, opts.workers, hint)
+    if solution is None and infeasible:
         raise PlanError(
-            f"no layout of {inputs.algo} fits on {inputs.cluster.name} within "
-            f"{opts.time_limit_s:g} s: its roles do not fit together in memory; use more GPUs, "
-            "smaller models, or allow offload")
+            f"no layout of {inputs.algo} fits on {inputs.cluster.name}: its roles do not fit together in memory "
+            "under your constraints; use more GPUs, smaller models, fewer --colocate asks, or allow offload")
+    if solution is None:
+        raise PlanError(f"the solver found no layout within --time-limit {opts.time_limit_s:g} s: raise it")
     evaluation = pricer.evaluate(solution.assignment)
     bound = lower_bound(inputs, opts.max_gpus or inputs.cluster.num_gpus)
     return SearchResult(
