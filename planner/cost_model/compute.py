@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from planner.cost_model.efficiency import EFFICIENCY, Efficiency
 from planner.cost_model.memory import activation_bytes_per_layer, logits_bytes
 from planner.hardware import GPUSpec
 from planner.models import ModelSpec
 
 
-def matmul_efficiency(tokens: float, eff: Efficiency = EFFICIENCY) -> float:
-    """Fraction of peak a GEMM with ``tokens`` rows (the batch x sequence dimension) reaches."""
-    tokens = max(tokens, 1.0)
+def matmul_efficiency(tokens, eff: Efficiency = EFFICIENCY):
+    """Fraction of peak a GEMM with ``tokens`` rows (the batch x sequence dimension) reaches
+    (a number, or an array of them)."""
+    tokens = np.maximum(tokens, 1.0)
     return eff.matmul_peak_fraction * tokens / (tokens + eff.matmul_half_tokens)
 
 

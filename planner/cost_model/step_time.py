@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.cost_model.comm import collective
+from planner.cost_model.compute import matmul_efficiency
 from planner.cost_model.efficiency import EFFICIENCY, Efficiency
 from planner.hardware import GpuSet
 from planner.models import BF16_BYTES, ModelSpec
@@ -81,9 +82,7 @@ class StepTimes:
 # ---- array forms of the shared primitives -------------------------------------------------
 def matmul_seconds(flops, rows, peak_flops: float, eff: Efficiency):
     """``compute.matmul_time`` over arrays: GEMM FLOPs whose M dimension is ``rows``."""
-    rows = np.maximum(rows, 1.0)
-    efficiency = eff.matmul_peak_fraction * rows / (rows + eff.matmul_half_tokens)
-    return np.asarray(flops, dtype=float) / (peak_flops * efficiency)
+    return np.asarray(flops, dtype=float) / (peak_flops * matmul_efficiency(rows, eff))
 
 
 def hbm_seconds(nbytes, hbm_bytes_per_s: float, eff: Efficiency):
