@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 
 from planner.clusters import cluster_names, cluster_to_dict, load_cluster
-from planner.errors import PlanError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "clusters"
 REQUIRED = {"a100x8", "a100x16", "a100x32", "a100x64", "a100x128", "a100-40gbx64", "h100x8", "h100x64",
@@ -98,11 +98,7 @@ def test_cluster_to_dict_is_complete():
 
 # ---- errors ----------------------------------------------------------------------------
 def _error(name_or_path: str) -> str:
-    with pytest.raises(PlanError) as info:
-        load_cluster(name_or_path)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+    return one_line_error(load_cluster, name_or_path)
 
 
 def test_unknown_name_lists_the_profiles():

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 
-from planner.errors import PlanError
 from planner.model_loading import load_model, model_from_config, zoo_metadata, zoo_names
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -134,11 +134,7 @@ def test_kv_heads_default_to_heads_and_head_dim_to_hidden_over_heads():
 
 # ---- errors ----------------------------------------------------------------------------
 def _error(name_or_path: str) -> str:
-    with pytest.raises(PlanError) as info:
-        load_model(name_or_path)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+    return one_line_error(load_model, name_or_path)
 
 
 def test_unknown_name_suggests_close_matches():

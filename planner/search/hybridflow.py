@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 
 from planner.search.candidates import Candidate, CandidateBuilder, pool_sizes
-from planner.search.pricing import KIB, Assignment, Pricer, kib, usable_kib
+from planner.search.pricing import Assignment, Pricer, kib, usable_kib
 
 
 @dataclass
@@ -161,4 +161,4 @@ def hybridflow_search(inputs, builder: CandidateBuilder, pricer: Pricer, time_li
                             timed_out)
 
 
-__all__ = ["hybridflow_search", "HybridFlowResult", "set_partitions", "stage_levels", "KIB"]
+__all__ = ["hybridflow_search", "HybridFlowResult", "set_partitions", "stage_levels"]
