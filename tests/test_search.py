@@ -17,6 +17,8 @@ from planner.search.cpsat import CpSatModel
 from planner.search.hybridflow import set_partitions
 from planner.search.inputs import SearchInputs, SearchOptions
 from planner.search.pricing import Assignment, Pricer
+from planner.search.relaxation import Relaxation
+from planner.search.solve import solve_placement
 from planner.search.space import candidate_space
 from planner.workload import LengthDistribution, Workload
 
@@ -98,6 +100,58 @@ def test_ppo_exhaustive_on_small_cluster():
     sol = model.solve(60, 2)
     assert sol.status == "optimal"
     assert pricer.evaluate(sol.assignment).objective_s == pytest.approx(brute_force(pricer, space), rel=1e-4)
+
+
+@pytest.mark.parametrize("cluster,algo,actor,mode", [
+    ("a100x8", "ppo", "qwen2.5-0.5b", "sync"),
+    ("a100x16", "grpo", "qwen2.5-7b", "sync"),
+    ("h100x32+a100x32", "ppo", "qwen2.5-1.5b", "sync"),
+    ("h100x8", "grpo", "qwen2.5-1.5b", "one-step-off"),
+])
+def test_relaxation_proof_finds_the_exact_models_optimum(cluster, algo, actor, mode):
+    """The search proves optimality with small models (incumbent, relaxation, refinement);
+    on the full candidate space it must land on the optimum of the one exact model."""
+    inputs = make_inputs(cluster, algo, actor=actor, mode=mode, prompts=128,
+                         response=LengthDistribution("lognormal", mean=300, std=200, max_len=1024))
+    pricer = Pricer(inputs)
+    space = candidate_space(inputs, CandidateBuilder(inputs), pricer)
+    sol, infeasible = solve_placement(pricer, space, None, 60, 2)
+    assert not infeasible and sol.status == "optimal" and sol.gap < 1e-5
+    exact = CpSatModel(pricer, space)
+    assert exact.build()
+    reference = exact.solve(60, 2)
+    assert reference.status == "optimal"
+    assert pricer.evaluate(sol.assignment).objective_s == pytest.approx(
+        pricer.evaluate(reference.assignment).objective_s, rel=1e-5)
+
+
+def test_relaxed_model_is_a_lower_bound_and_splitting_tightens_it():
+    inputs = make_inputs("a100x8", "ppo", actor="qwen2.5-0.5b", prompts=64)
+    pricer = Pricer(inputs)
+    space = candidate_space(inputs, CandidateBuilder(inputs), pricer)
+    exact = CpSatModel(pricer, space)
+    exact.build()
+    optimum = pricer.evaluate(exact.solve(60, 2).assignment).objective_s
+    relaxation = Relaxation(pricer, space)
+    assert sum(map(len, relaxation.groups.values())) < sum(map(len, space.values()))
+    # Every candidate is covered by a group whose ideal is no worse on any count.
+    for role, cands in space.items():
+        for c in cands:
+            assert any(all(i.stage_times[s] <= c.stage_times[s] for s in c.stage_times)
+                       and i.static_bytes <= c.static_bytes and i.transient_bytes <= c.transient_bytes
+                       for g, i in zip(relaxation.groups[role], relaxation.ideals[role]) if c in g)
+    bounds = []
+    for _ in range(2):
+        relaxed = CpSatModel(pricer, relaxation.ideals, sync=relaxation, round_down=True)
+        relaxed.build()
+        sol = relaxed.solve(60, 2)
+        bounds.append(sol.objective_units * sol.unit_s)
+        chosen = {role: next(i for i, x in enumerate(relaxation.ideals[role]) if x is c)
+                  for role, c in sol.assignment.choice.items()}
+        for role, i in chosen.items():
+            relaxation.split(role, i)
+    assert bounds[0] <= optimum * (1 + 1e-9)
+    assert bounds[0] - 1e-9 <= bounds[1] <= optimum * (1 + 1e-9)
 
 
 @pytest.fixture(scope="module")

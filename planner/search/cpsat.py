@@ -37,6 +37,13 @@ class Constraints:
     allow: dict[str, object] = field(default_factory=dict)
     """role -> predicate on Candidate; candidates failing it are not offered."""
 
+    def allows(self, role: str, c: Candidate) -> bool:
+        fixed = self.num_gpus.get(role)
+        if fixed is not None and c.num_gpus != fixed:
+            return False
+        pred = self.allow.get(role)
+        return pred is None or bool(pred(c))
+
 
 @dataclass
 class Solution:
@@ -54,29 +61,42 @@ class Solution:
         return max(0.0, (self.objective_units - self.bound_units) / self.objective_units)
 
 
-class CpSatModel:
-    """Build with the inputs and candidates; ``solve()`` returns a ``Solution`` or None."""
+class ExactSync:
+    """Weight-sync times of real candidates, from the pricer (the evaluator's numbers)."""
 
-    def __init__(self, pricer: Pricer, candidates: dict[str, list[Candidate]], constraints: Constraints | None = None):
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+
+    def colocated_s(self, src: Candidate, dst: Candidate) -> float:
+        return self.pricer.sync_colocated_s(src, dst)
+
+    def cross_terms(self, src: list[Candidate], dst: list[Candidate]) -> tuple[list[float], list[float], float]:
+        return separable_cross(self.pricer, src, dst)
+
+
+class CpSatModel:
+    """Build with the inputs and candidates; ``solve()`` returns a ``Solution`` or None.
+
+    ``unit_s`` fixes the integer time unit (models of one search share it); ``sync`` prices
+    weight syncs (``ExactSync`` by default; the relaxation passes optimistic times), and
+    ``round_down`` floors every duration so that a relaxation's optimum stays a lower bound."""
+
+    def __init__(self, pricer: Pricer, candidates: dict[str, list[Candidate]], constraints: Constraints | None = None,
+                 *, unit_s: float | None = None, sync=None, round_down: bool = False):
         self.pricer = pricer
         self.inputs = pricer.inputs
         self.graph = pricer.graph
         self.constraints = constraints or Constraints()
         self.roles = list(self.inputs.roles)
-        self.cands = {r: [c for c in candidates[r] if self._allowed(r, c)] for r in self.roles}
+        self.cands = {r: [c for c in candidates[r] if self.constraints.allows(r, c)] for r in self.roles}
+        self.sync = sync or ExactSync(pricer)
+        self.round_down = round_down
         self.m = cp_model.CpModel()
-        self.unit_s = self._time_unit()
+        self.unit_s = unit_s or self._time_unit()
         self.pools = range(len(self.roles))
         self.proven_infeasible = False
 
     # ---- data helpers ---------------------------------------------------------------------
-    def _allowed(self, role: str, c: Candidate) -> bool:
-        fixed = self.constraints.num_gpus.get(role)
-        if fixed is not None and c.num_gpus != fixed:
-            return False
-        pred = self.constraints.allow.get(role)
-        return pred is None or bool(pred(c))
-
     def _time_unit(self) -> float:
         """Integer time unit: a millionth of a generous horizon (rounding error <= 1e-6 per job)."""
         worst = 0.0
@@ -87,7 +107,8 @@ class CpSatModel:
         return max(worst / 1e6, 1e-9)
 
     def _t(self, seconds: float) -> int:
-        return int(round(seconds / self.unit_s))
+        units = seconds / self.unit_s
+        return int(math.floor(units)) if self.round_down else int(round(units))
 
     # ---- build -----------------------------------------------------------------------------
     def build(self) -> bool:
@@ -224,7 +245,7 @@ class CpSatModel:
             self.dur[name] = d
 
     def _sync_duration(self, name: str, src: str, dst: str, d, horizon: int) -> None:
-        m, pricer = self.m, self.pricer
+        m = self.m
         same = self.same[src, dst]
         # Colocated: the reshard depends on both layouts; pairs exist only for equal pools.
         pairs = []
@@ -234,13 +255,18 @@ class CpSatModel:
                     z = m.new_bool_var(f"coloc[{name},{i},{k}]")
                     m.add_implication(z, self.y[src, i])
                     m.add_implication(z, self.y[dst, k])
-                    pairs.append((z, self._t(pricer.sync_colocated_s(ca, cd))))
+                    pairs.append((z, self._t(self.sync.colocated_s(ca, cd))))
         m.add(sum(z for z, _ in pairs) == same)
-        # Across pools: trainer-side export + wire + engine-side import, which add up.
-        export, imp, wire = separable_cross(pricer, self.cands[src], self.cands[dst])
+        # Across pools: trainer-side export + wire + engine-side import, which add up for
+        # each node group of the trainer (the wire's speed depends on both groups' links).
         cross = m.new_int_var(0, horizon, f"cross[{name}]")
-        m.add(cross == self._t(wire) + sum(self.y[src, i] * self._t(v) for i, v in enumerate(export))
-              + sum(self.y[dst, k] * self._t(v) for k, v in enumerate(imp))).only_enforce_if(~same)
+        for group in sorted({c.group for c in self.cands[src]}):
+            mine = [i for i, c in enumerate(self.cands[src]) if c.group == group]
+            export, imp, wire = self.sync.cross_terms([self.cands[src][i] for i in mine], self.cands[dst])
+            in_group = m.new_bool_var(f"sync_from_group[{name},{group}]")
+            m.add(in_group == sum(self.y[src, i] for i in mine))
+            m.add(cross == self._t(wire) + sum(self.y[src, i] * self._t(v) for i, v in zip(mine, export))
+                  + sum(self.y[dst, k] * self._t(v) for k, v in enumerate(imp))).only_enforce_if(~same, in_group)
         m.add(cross == 0).only_enforce_if(same)
         m.add(d == sum(z * t for z, t in pairs) + cross)
 
@@ -312,7 +338,21 @@ class CpSatModel:
             m.add(self.obj >= self.makespan - self.end[self.pricer.first_job])
             for p in self.pools:
                 m.add(self.obj >= sum(self.busy[p]))
+            self._add_gpu_seconds_bound()
         m.minimize(self.obj)
+
+    def _add_gpu_seconds_bound(self) -> None:
+        """In steady state every pool is busy at most one period, so the GPU-seconds of
+        all stage jobs (a role's GPUs times its stage time) fit in the cluster's GPUs times
+        the period. Redundant, but the pools' busy sums relax badly without it."""
+        cap = self.inputs.options.max_gpus or self.inputs.cluster.num_gpus
+        area = []
+        for name, job in self.graph.jobs.items():
+            if job.on_driver or job.kind == "sync":
+                continue
+            r = job.roles[0]
+            area.extend(self.y[r, i] * (c.num_gpus * self._t(c.stage_times[name])) for i, c in enumerate(self.cands[r]))
+        self.m.add(cap * self.obj >= sum(area))
 
     # ---- hints, solve, read back ------------------------------------------------------------
     def hint(self, a: Assignment) -> None:
@@ -351,9 +391,10 @@ def separable_cross(pricer: Pricer, src: list[Candidate], dst: list[Candidate]) 
     """Split the cross-pool sync time into trainer-side and engine-side terms.
 
     ``transfer.sync_across_pools`` is a sum of an export term (gathering the trainer's
-    shards), a wire term and an import term (loading into the engines), so
-    ``t(i, k) = t(i, 0) + t(0, k) - t(0, 0)``. Checked here on every pair of one row and
-    column; a cost model that broke the rule would make the solver price syncs wrongly."""
+    shards), a wire term and an import term (loading into the engines), so for trainers
+    of one node group ``t(i, k) = t(i, 0) + t(0, k) - t(0, 0)``. Checked here on one more
+    pair; a cost model that broke the rule would make the solver price syncs wrongly."""
+    assert len({c.group for c in src}) == 1, "separable only for trainers of one node group"
     t00 = pricer.sync_cross_s(src[0], dst[0])
     export = [pricer.sync_cross_s(c, dst[0]) for c in src]
     imp = [pricer.sync_cross_s(src[0], c) - t00 for c in dst]

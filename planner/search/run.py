@@ -9,8 +9,8 @@ from planner.errors import PlanError
 from planner.search.baselines import Baseline, baselines_for
 from planner.search.bounds import LowerBound, lower_bound
 from planner.search.candidates import CandidateBuilder
-from planner.search.cpsat import Constraints, CpSatModel, Solution
 from planner.search.pricing import Assignment, Evaluation, Pricer
+from planner.search.solve import solve_placement
 from planner.search.space import candidate_space
 
 
@@ -40,17 +40,6 @@ class SearchResult:
     baselines: list[BaselineResult] = field(default_factory=list)
     lower_bound: LowerBound | None = None
     num_candidates: int = 0
-
-
-def solve_constrained(pricer: Pricer, space, constraints: Constraints | None, time_limit_s: float, workers: int,
-                      hint: Assignment | None = None) -> tuple[Solution | None, bool]:
-    """The solution (or None) and whether the model was proven to have none."""
-    model = CpSatModel(pricer, space, constraints)
-    if not model.build():
-        return None, True
-    if hint is not None:
-        model.hint(hint)
-    return model.solve(time_limit_s, workers), model.proven_infeasible
 
 
 def _hybridflow_baseline(inputs, builder, pricer) -> BaselineResult:
@@ -87,7 +76,7 @@ def run_search(inputs, progress=None, hybridflow: bool = True) -> SearchResult:
         if b.constraints is None:
             base_results.append(BaselineResult(b, why_not=b.why_not))
             continue
-        sol, infeasible = solve_constrained(pricer, space, b.constraints, min(opts.time_limit_s, BASELINE_LIMIT_S),
+        sol, infeasible = solve_placement(pricer, space, b.constraints, min(opts.time_limit_s, BASELINE_LIMIT_S),
                                             opts.workers)
         if sol is None:
             why = "does not fit in memory on this cluster" if infeasible else f"no layout found in {BASELINE_LIMIT_S:g} s"
@@ -106,7 +95,7 @@ def run_search(inputs, progress=None, hybridflow: bool = True) -> SearchResult:
     hint = min(feasible_bases, key=lambda r: r.evaluation.objective_s).assignment if feasible_bases else None
     if hint is not None and any(r not in hint.choice for r in inputs.roles):
         hint = None
-    solution, infeasible = solve_constrained(pricer, space, None, opts.time_limit_s, opts.workers, hint)
+    solution, infeasible = solve_placement(pricer, space, None, opts.time_limit_s, opts.workers, hint)
     if solution is None and infeasible:
         raise PlanError(
             f"no layout of {inputs.algo} fits on {inputs.cluster.name}: its roles do not fit together in memory "
