@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clusters": ("planner.cli.listing", "list the built-in cluster profiles"),
     "models": ("planner.cli.listing", "list the built-in model zoo"),
     "algos": ("planner.cli.algos_cmd", "list the RL algorithms and their dataflows"),
+    "simulate": ("planner.cli.simulate_cmd", "dry run: simulate a plan (timeline, memory, long tail, trace)"),
+    "sweep": ("planner.cli.sweep_cmd", "plan and simulate one job on several cluster sizes"),
+    "export": ("planner.cli.export_cmd", "write the verl or OpenRLHF config that realises a plan"),
 }
 
 

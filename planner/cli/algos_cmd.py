@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from algos import ALGORITHMS, Algorithm, Dataflow, StageKind, build_dataflow, get_algorithm
+from planner.cli.formats import emit, output_format
 from planner.errors import PlanError
 from planner.workload import Workload, add_workload_arguments, workload_from_args
 
@@ -26,7 +27,10 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--show", metavar="ALGO", help="show one algorithm's stages, roles and dependencies")
     parser.add_argument("--reward", choices=("model", "rule"),
                         help="score with a reward model or a rule on the driver (default: the algorithm's)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables (same as --format json)")
+    from planner.cli.formats import add_format_arguments
+
+    add_format_arguments(parser, json_alias=False)
     add_workload_arguments(parser)
 
 
@@ -36,19 +40,20 @@ def run(args, name: str) -> int:
         given = [f"--{flag.replace('_', '-')}" for flag in WORKLOAD_FLAGS if getattr(args, flag) is not None]
         if given:
             raise PlanError(f"{' '.join(given)} only apply to one algorithm: add --show ALGO")
-        return _list(reward_model, args.json)
+        return _list(reward_model, output_format(args))
     algorithm = get_algorithm(args.show)
     workload = workload_from_args(args)
     flow = build_dataflow(algorithm.name, workload, reward_model)
-    if args.json:
-        print(json.dumps(_show_json(algorithm, workload, flow), indent=2))
+    if fmt := output_format(args):
+        emit(_show_json(algorithm, workload, flow), fmt)
     else:
         _show(algorithm, workload, flow)
     return 0
 
 
 # ---- the list --------------------------------------------------------------------------------
-def _list(reward_model: bool | None, as_json: bool) -> int:
+def _list(reward_model: bool | None, as_json: str | None) -> int:
+    """``as_json``: None for a table, else the structured format (json or yaml)."""
     rows = []
     for algorithm in ALGORITHMS.values():
         flow = build_dataflow(algorithm.name, Workload(), reward_model)
@@ -56,7 +61,7 @@ def _list(reward_model: bool | None, as_json: bool) -> int:
                      "stages": flow.order(), "advantage": algorithm.advantage,
                      "default_reward": _reward_word(algorithm.default_reward_model), "source": algorithm.source})
     if as_json:
-        print(json.dumps(rows, indent=2))
+        emit(rows, as_json)
         return 0
     table = Table(title="RL algorithms (plan algos --show NAME for one dataflow)", box=box.SIMPLE_HEAD,
                   padding=(0, 1))

@@ -12,6 +12,7 @@ import json
 import re
 
 from planner.cli.argtypes import positive_float, positive_int
+from planner.cli.formats import add_format_arguments, emit, output_format
 from planner.errors import require
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
@@ -56,6 +57,7 @@ def _setup_generate(parser) -> None:
     except ImportError:
         parser.error("generation estimates are not available in this build (planner/cli/estimate_generate.py)")
     add_generate_arguments(parser)
+    add_format_arguments(parser, json_alias=False)
 
 
 def add_arguments(parser, name: str) -> None:
@@ -81,7 +83,8 @@ def add_arguments(parser, name: str) -> None:
     train.add_argument("--micro-batch", type=positive_int, default=1,
                        help="sequences per micro-batch per data-parallel rank (default 1)")
     train.add_argument("--gpus-per-node", type=positive_int, default=8, help="GPUs per node (default 8)")
-    train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--json", action="store_true", help="print one JSON object (same as --format json)")
+    add_format_arguments(train, json_alias=False)
 
     sub.add_parser("generate", help="rollout generation on an inference engine", setup=_setup_generate)
 
@@ -91,13 +94,17 @@ def add_arguments(parser, name: str) -> None:
     comm.add_argument("--nodes", type=positive_int, default=None, help="nodes they span (default: packed, 8 per node)")
     comm.add_argument("--op", required=True, choices=OPS, help="the collective")
     comm.add_argument("--bytes", required=True, help="message size: 4096, 64MiB, 1GB ...")
-    comm.add_argument("--json", action="store_true", help="print one JSON object")
+    comm.add_argument("--json", action="store_true", help="print one JSON object (same as --format json)")
+    add_format_arguments(comm, json_alias=False)
 
 
 def run(args, name: str) -> int:
     if args.what == "generate":
-        from planner.cli.estimate_generate import run_generate
+        from planner.cli.estimate_generate import estimate_generate, run_generate
 
+        if not args.json and (fmt := output_format(args)):
+            emit(estimate_generate(args), fmt)
+            return 0
         return run_generate(args)
     if args.what == "comm":
         return _run_comm(args)
@@ -142,8 +149,8 @@ def estimate_train(args) -> dict:
 
 def _run_train(args) -> int:
     result = estimate_train(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if fmt := output_format(args):
+        emit(result, fmt)
         return 0
     lay = result["layout"]
     title = (f"{result['model']} on {result['gpus']} x {result['gpu']}: tp{lay['tp']} pp{lay['pp']} dp{lay['dp']} "
@@ -176,8 +183,8 @@ def estimate_comm(args) -> dict:
 
 def _run_comm(args) -> int:
     result = estimate_comm(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if fmt := output_format(args):
+        emit(result, fmt)
         return 0
     title = f"{result['op']} of {result['bytes']:,.0f} bytes over {result['gpus']} x {result['gpu']} ({result['nodes']} node(s))"
     _print_table(title, [("time", f"{result['time_s'] * 1e3:.3f} ms"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from planner.cli.formats import emit, output_format
 from planner.errors import PlanError
 from planner.clusters import cluster_names, cluster_to_dict, load_cluster
 from planner.hardware import ClusterSpec
@@ -19,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     what = "cluster profile (a built-in name or a YAML path)" if name == "clusters" else \
         "model (a zoo name or a config.json path)"
     parser.add_argument("--show", metavar="NAME", help=f"print one {what} in detail")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table (same as --format json)")
+    from planner.cli.formats import add_format_arguments
+
+    add_format_arguments(parser, json_alias=False)
 
 
 def run(args: argparse.Namespace, name: str) -> int:
@@ -32,14 +36,14 @@ def run(args: argparse.Namespace, name: str) -> int:
 def _run_clusters(args: argparse.Namespace) -> int:
     if args.show:
         cluster = load_cluster(args.show)
-        if args.json:
-            print(json.dumps(cluster_to_dict(cluster), indent=2))
+        if fmt := output_format(args):
+            emit(cluster_to_dict(cluster), fmt)
         else:
             _print_cluster_detail(cluster)
         return 0
     clusters = [load_cluster(n) for n in cluster_names()]
-    if args.json:
-        print(json.dumps([cluster_to_dict(c) for c in clusters], indent=2))
+    if fmt := output_format(args):
+        emit([cluster_to_dict(c) for c in clusters], fmt)
         return 0
     from rich.table import Table
 
@@ -89,14 +93,14 @@ def _run_models(args: argparse.Namespace) -> int:
         model = load_model(args.show)
         info = model_to_dict(model)
         info.update(_zoo_meta(args.show))
-        if args.json:
-            print(json.dumps(info, indent=2))
+        if fmt := output_format(args):
+            emit(info, fmt)
         else:
             _print_model_detail(info)
         return 0
     models = [load_model(n) for n in zoo_names()]
-    if args.json:
-        print(json.dumps([{**model_to_dict(m), **zoo_metadata(m.name)} for m in models], indent=2))
+    if fmt := output_format(args):
+        emit([{**model_to_dict(m), **zoo_metadata(m.name)} for m in models], fmt)
         return 0
     from rich.table import Table
 

@@ -12,7 +12,10 @@ def add_arguments(parser, name: str) -> None:
                         help="only this category (repeatable; default: all)")
     parser.add_argument("--file", default=None,
                         help="a measurements YAML file (default: the package's planner/data/measurements.yaml)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables (same as --format json)")
+    from planner.cli.formats import add_format_arguments
+
+    add_format_arguments(parser, json_alias=False)
 
 
 def _fmt(value: float | None) -> str:
@@ -51,8 +54,10 @@ def _print_tables(report: Report) -> None:
 
 def run(args, name: str) -> int:
     report = run_validation(args.category, args.file)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+    from planner.cli.formats import emit, output_format
+
+    if fmt := output_format(args):
+        emit(report.to_dict(), fmt)
     else:
         _print_tables(report)
     return 0
