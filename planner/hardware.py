@@ -35,6 +35,9 @@ class GPUSpec:
     host_link_gbps: float
     """Per-direction GPU-host link (PCIe Gen4 x16: 32 GB/s; Gen5 x16: 64 GB/s): offload and onload go through it."""
     source: str = ""
+    reserve_gib: float | None = None
+    """Memory no framework can fill on this device; None: the CUDA default of
+    ``planner.cost_model.efficiency`` (context, NCCL buffers, fragmentation)."""
 
     def __post_init__(self) -> None:
         for name in ("peak_tflops", "memory_gib", "hbm_gbps", "intra_node_gbps", "host_link_gbps"):
@@ -59,7 +62,8 @@ GPUS: dict[str, GPUSpec] = {
         GPUSpec("l40s-48gb", 362, 48, 864, 32, False, 12.5, 32, "NVIDIA L40S datasheet; PCIe Gen4 x16 64 GB/s bidirectional"),
         # The executor's logical devices on a CPU-only development machine: one CPU core's
         # worth of fp32 matmul and DRAM bandwidth, so that plans for `local` are sane.
-        GPUSpec("cpu-logical", 0.05, 2, 10, 5, False, 1, 10, "logical device on a CPU-only machine (measured order of magnitude)"),
+        GPUSpec("cpu-logical", 0.05, 2, 10, 5, False, 1, 10, "logical device on a CPU-only machine (measured order of magnitude)",
+                reserve_gib=0.25),  # no CUDA context or NCCL buffers: a gloo process's own overhead
     )
 }
 

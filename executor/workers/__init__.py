@@ -41,7 +41,7 @@ On CPU (vLLM's CPU build, gloo) everything runs with Ray's logical GPUs; set
 ``VLLM_CPU_KVCACHE_SPACE`` (GiB, default 1 here) for the engines' KV cache.
 """
 
-from executor.workers.groups import Pending, RolloutGroup, TrainerGroup, sync_weights
+from executor.workers.groups import Pending, RolloutGroup, TrainerGroup, sync_weights, verify_sync
 from executor.workers.trainer import TrainerConfig
 
-__all__ = ["Pending", "RolloutGroup", "TrainerConfig", "TrainerGroup", "sync_weights"]
+__all__ = ["Pending", "RolloutGroup", "TrainerConfig", "TrainerGroup", "sync_weights", "verify_sync"]

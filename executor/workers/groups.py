@@ -198,6 +198,10 @@ class RolloutGroup:
         rank-0 ``full_state_dict``); Ray moves it through its object store."""
         return Pending([w.load_weights.remote(payload_ref) for w in self.workers], lambda v: v[0])
 
+    def read_weights(self, names: Sequence[str]) -> Pending:
+        """Every rank's engine copies of ``names`` (unsharded parameters, e.g. the norms)."""
+        return Pending([w.read_weights.remote(list(names)) for w in self.workers])
+
     def shutdown(self) -> None:
         _shutdown(self.workers)
 
@@ -215,6 +219,28 @@ def sync_weights(trainer: TrainerGroup, rollout: RolloutGroup) -> Pending:
     gathers = trainer.full_state_dict()
     loads = rollout.load_weights(gathers[0])
     return Pending(gathers[1:] + loads.refs, lambda values: values[-1])
+
+
+def verify_sync(trainer: TrainerGroup, rollout: RolloutGroup) -> float:
+    """Largest difference between the trainer's weights and every engine's copy, over the
+    parameters vLLM keeps as they are (norm weights); 0.0 after an exact sync.
+
+    Gathers the trainer's full weights once more: a check for tests and ``--verify-sync``,
+    not for every step of a large model.
+    """
+    import ray
+
+    gathers = trainer.full_state_dict()
+    payload = ray.get(gathers[0])
+    ray.get(gathers[1:])
+    names = [n for n in payload["weights"] if n.endswith("norm.weight")]
+    require(bool(names), "the model has no norm weights to compare: --verify-sync needs a Llama-style model")
+    worst = 0.0
+    for engine in rollout.read_weights(names).result():
+        require(set(engine) == set(names), f"the engines have no parameters named {sorted(set(names) - set(engine))}")
+        for name in names:
+            worst = max(worst, float((engine[name].float() - payload["weights"][name].float()).abs().max()))
+    return worst
 
 
 def _shutdown(workers: list) -> None:

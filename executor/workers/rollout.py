@@ -37,6 +37,28 @@ class WeightLoadExtension:
         self.model_runner.reload_weights(weights_iterator=iter(weights.items()))
         return len(weights)
 
+    def read_weights(self, names: list[str]) -> dict:
+        """The engine's own copies of ``names`` (parameters vLLM neither fuses nor shards,
+        such as the norms, keep the checkpoint's names and shapes)."""
+        wanted = set(names)
+        return {n: p.detach().cpu().clone() for n, p in self.model_runner.model.named_parameters() if n in wanted}
+
+
+def _checkpoint_dtype(model_path: str) -> str:
+    """The checkpoint's own dtype for float32 models, else vLLM's "auto".
+
+    vLLM's "auto" runs float32 checkpoints in bfloat16 on CPU, so the weights a trainer
+    syncs would no longer be bit-equal in the engine; the tiny test models are float32.
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return "auto"
+    return "float32" if (config.get("dtype") or config.get("torch_dtype")) == "float32" else "auto"
+
 
 class RolloutWorker:
     """One TP rank of one replica. Created by :class:`executor.workers.groups.RolloutGroup`."""
@@ -68,7 +90,7 @@ class RolloutWorker:
         utilization = self.layout.get("gpu_memory_utilization", 0.9)
         self.llm = LLM(
             model=self.model_path, tensor_parallel_size=self.tp, distributed_executor_backend="external_launcher",
-            dtype="auto", seed=self.seed + self.replica, max_model_len=self.max_model_len,
+            dtype=_checkpoint_dtype(self.model_path), seed=self.seed + self.replica, max_model_len=self.max_model_len,
             gpu_memory_utilization=min(utilization, CPU_MEMORY_UTILIZATION) if on_cpu else utilization,
             max_num_seqs=int(self.layout.get("max_num_seqs", 256)), enforce_eager=on_cpu,
             enable_sleep_mode=self.colocated and not on_cpu, logprobs_mode="processed_logprobs",
@@ -120,6 +142,11 @@ class RolloutWorker:
         self.llm.collective_rpc("load_full_weights", args=(payload["weights"],))
         self.version = payload["version"]
         return self.version
+
+    def read_weights(self, names: list[str]) -> dict:
+        """This rank's engine copies of ``names`` (see :class:`WeightLoadExtension`)."""
+        self._wake(["weights"])
+        return self.llm.collective_rpc("read_weights", args=(list(names),))[0]
 
     def _wake(self, tags: list[str]) -> None:
         tags = [t for t in tags if t in self.sleeping]

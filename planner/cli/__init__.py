@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("planner.cli.simulate_cmd", "dry run: simulate a plan (timeline, memory, long tail, trace)"),
     "sweep": ("planner.cli.sweep_cmd", "plan and simulate one job on several cluster sizes"),
     "export": ("planner.cli.export_cmd", "write the verl or OpenRLHF config that realises a plan"),
+    "execute": ("planner.cli.execute_cmd", "run a plan on Ray: vLLM rollouts, FSDP2 training, the RL algorithm"),
+    "compare": ("planner.cli.compare_cmd", "measured vs predicted stage times of two traces (or a trace and its plan)"),
+    "demo": ("planner.cli.demo_cmd", "plan for `local` and train GRPO on a toy task with a tiny model, on this machine"),
 }
 
 

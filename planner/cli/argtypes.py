@@ -25,3 +25,16 @@ def positive_float(text: str) -> float:
 
 def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 < v <= 1, "in (0, 1]")
+
+
+def role_paths(items: list[str], what: str = "PATH") -> dict[str, str]:
+    """``ROLE=PATH`` flags (``--model actor=./m``) as a dict; a malformed one is one clear line."""
+    from planner.errors import require
+
+    paths = {}
+    for item in items:
+        role, sep, path = item.partition("=")
+        require(bool(sep) and bool(role.strip()) and bool(path.strip()),
+                f"--model {item!r}: write ROLE={what}, e.g. actor=./my-model")
+        paths[role.strip()] = path.strip()
+    return paths

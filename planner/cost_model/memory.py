@@ -147,8 +147,9 @@ def logits_bytes(model: ModelSpec, tokens: float, tp: int) -> float:
 # ---- the fit check ---------------------------------------------------------------------
 def usable_bytes(gpu: GPUSpec, eff: Efficiency = EFFICIENCY) -> float:
     """Device memory a framework can fill: the total less the CUDA context, NCCL buffers
-    and allocator fragmentation (``eff.memory_reserve_gib``)."""
-    return gpu.memory_bytes - eff.memory_reserve_gib * GiB
+    and allocator fragmentation (``eff.memory_reserve_gib``, unless the device sets its own)."""
+    reserve = eff.memory_reserve_gib if gpu.reserve_gib is None else gpu.reserve_gib
+    return gpu.memory_bytes - reserve * GiB
 
 
 def fits(cost: StageCost, gpu: GPUSpec, eff: Efficiency = EFFICIENCY) -> bool:

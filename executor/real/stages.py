@@ -1,0 +1,234 @@
+"""What each stage call does on real workers: the RL algorithm itself.
+
+:class:`StageRunner.run` maps one ``StageCall`` (``rollout.generate``, ``reward.rule``,
+``ref.log_prob``, ``critic.values``, ``advantages``, ``actor.update``,
+``rollout.sync_weights``, ...) onto the worker groups and the numeric core of
+``algos.numerics_registry``. A call's inputs are looked up by their payload names from
+the dataflow (``responses``, ``scores``, ``old_log_probs``, ``ref_log_probs``, ``values``,
+``advantages``, ``returns``, ``baseline_scores``) among the outputs of the same training
+step; the batch itself is the step's main generation.
+
+``run`` returns ``(output, args)``: the output feeds later calls, ``args`` goes into the
+call's trace slice (sizes, rewards, losses) and the step's metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+from planner.errors import PlanError, require
+
+MAIN_GENERATION = "rollout.generate"
+SUPPORTED_ALGOS = ("grpo", "ppo", "rloo", "remax", "reinforce_pp")
+"""Algorithms the executor runs; dapo's dynamic sampling and safe_rlhf's cost critic are planned, not run."""
+
+
+@dataclass
+class Rollout:
+    """One generate call's samples: the padded batch and, per row, its prompt's example."""
+
+    batch: dict
+    examples: list
+    """The data example each row answers (prompt text, reference answer)."""
+
+    @property
+    def rows(self) -> int:
+        return int(self.batch["responses"].shape[0])
+
+
+@dataclass
+class RunSettings:
+    """Sampling, optimisation and reward settings of one execution (the plan gives the layout)."""
+
+    samples: int
+    max_tokens: int
+    mini_batches: int
+    epochs: int
+    reward: str = "numeric"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    value_clip: float = 0.2
+    verify_sync: bool = False
+    """After every weight sync, compare the engines' copies with the trainer's weights."""
+    numerics_options: dict = field(default_factory=dict)
+    """Changes to the algorithm's numerics (``kl_coef``, ``entropy_coef``, ...; see ``AlgoNumerics``)."""
+
+
+# ---- losses (module-level: they are pickled to the trainer ranks) --------------------------
+def policy_loss(numerics, logits, mb: dict):
+    """The actor's loss on one micro-batch: clipped policy loss (+ KL loss, - entropy)."""
+    from algos import numerics as N
+    from algos.numerics_registry import actor_loss
+
+    mask = mb["response_mask"]
+    log_probs = N.log_probs_from_logits(logits, mb["responses"])
+    entropy = N.entropy_from_logits(logits) if numerics.entropy_coef > 0 else None
+    out = actor_loss(numerics, log_probs, mb["old_log_probs"], mb["advantages"], mask,
+                     ref_log_probs=mb.get("ref_log_probs"), entropy=entropy)
+    if entropy is None:  # reported even when it is not in the loss
+        import torch
+
+        with torch.no_grad():
+            out.metrics["actor/entropy"] = N.masked_mean(N.entropy_from_logits(logits), mask).item()
+    return out.loss, out.metrics
+
+
+def value_loss(clip: float, values, mb: dict):
+    """The critic's clipped value loss on one micro-batch."""
+    from algos import numerics as N
+
+    out = N.clipped_value_loss(values, mb["old_values"], mb["returns"], mb["response_mask"], clip)
+    return out.loss, {"critic/vf_loss": out.loss.item(), "critic/vf_clipfrac": out.clipfrac.item()}
+
+
+# ---- the runner ---------------------------------------------------------------------------
+class StageRunner:
+    """Runs stage calls for one execution: worker groups, tokenizer, prompts, numerics."""
+
+    def __init__(self, algo: str, groups: dict, tokenizer, prompts_for: Callable[[int], list],
+                 settings: RunSettings) -> None:
+        from algos.numerics_registry import numerics_for
+
+        require(algo in SUPPORTED_ALGOS, f"the executor runs {', '.join(SUPPORTED_ALGOS)}, not {algo}: "
+                                         "plan one of those (or use `plan simulate` for a dry run)")
+        self.algo, self.groups, self.tokenizer = algo, groups, tokenizer
+        self.prompts_for, self.settings = prompts_for, settings
+        self.numerics = numerics_for(algo).with_options(**settings.numerics_options)
+        self.steps_per_update = settings.mini_batches * settings.epochs
+
+    def run(self, call, step: int, done: dict) -> tuple[object, dict]:
+        method = call.method
+        if call.kind == "generate":
+            return self._generate(call, step, greedy=method.endswith("greedy"))
+        inputs = {payload: done[src] for payload, src in call.inputs}
+        if call.kind == "rule_reward":
+            return self._rule_reward(inputs)
+        if call.kind == "forward":
+            return self._forward(call, inputs)
+        if call.kind == "compute" and method == "advantages":
+            return self._advantages(inputs, done)
+        if call.kind == "train":
+            return self._update(call, step, inputs, done)
+        if call.kind == "sync":
+            return self._sync(call)
+        raise PlanError(f"the executor has no implementation of {call.job} ({call.kind}): "
+                        f"plan one of {', '.join(SUPPORTED_ALGOS)}")
+
+    # ---- generation and rewards -----------------------------------------------------
+    def _generate(self, call, step: int, greedy: bool) -> tuple[Rollout, dict]:
+        s = self.settings
+        examples = self.prompts_for(step)
+        ids = [self.tokenizer.encode(e.prompt, add_special_tokens=False) for e in examples]
+        n = 1 if greedy else s.samples
+        batch = self.groups[call.role].generate(
+            ids, n=n, max_tokens=s.max_tokens, temperature=0.0 if greedy else s.temperature,
+            top_p=1.0 if greedy else s.top_p, seed=s.seed * 1_000_003 + step).result()
+        if call.weights_version is not None:
+            # updates synced before this step: the run's earlier chunks (step - iteration,
+            # all drained) plus those the controller made this call wait for
+            expected = (step - call.iteration + call.weights_version) * self.steps_per_update
+            seen = sorted(set(batch["policy_version"].tolist()))
+            require(seen == [expected], f"{call.job} of step {step} sampled with the policy after optimizer "
+                                        f"step(s) {seen}, not {expected}: the weight sync did not reach every engine")
+        rows = [examples[i] for i in batch["prompt_index"].tolist()]
+        lengths = batch["response_mask"].sum(dim=1)
+        args = {"responses": len(rows), "response_tokens": int(lengths.sum()),
+                "response_len_mean": float(lengths.mean()), "response_len_max": int(lengths.max()),
+                "policy_version": int(batch["policy_version"][0])}
+        return Rollout(batch, rows), args
+
+    def decode(self, rollout: Rollout) -> list[str]:
+        """Response texts (special tokens dropped, so the end-of-sequence token too)."""
+        responses = rollout.batch["responses"]
+        mask = rollout.batch["response_mask"].bool()
+        return [self.tokenizer.decode(responses[i][mask[i]].tolist(), skip_special_tokens=True)
+                for i in range(responses.shape[0])]
+
+    def _rule_reward(self, inputs: dict) -> tuple[object, dict]:
+        import torch
+
+        from algos.rewards import score
+
+        rollout = _rollout_of(inputs)
+        scores = torch.tensor(score(self.settings.reward, self.decode(rollout), [e.answer for e in rollout.examples]),
+                              dtype=torch.float32)
+        return scores, {"reward_mean": float(scores.mean())}
+
+    # ---- forward-only stages --------------------------------------------------------
+    def _forward(self, call, inputs: dict) -> tuple[object, dict]:
+        from algos import numerics as N
+
+        rollout = _rollout_of(inputs)
+        group = self.groups[call.role]
+        if call.method == "log_prob":
+            log_probs = group.log_prob(rollout.batch, self.settings.temperature).result()
+            args = {"rows": rollout.rows}
+            if call.role == "actor":  # the engine sampled with these weights: its log-probs should agree
+                mask = rollout.batch["response_mask"]
+                gap = ((log_probs - rollout.batch["rollout_log_probs"]) * mask).abs().max()
+                args["rollout/logprob_diff_max"] = float(gap)
+            return log_probs, args
+        values = group.values(rollout.batch).result()
+        if call.method == "values":
+            return values, {"rows": rollout.rows}
+        # a reward model's score is its value at the last response token
+        scores = N.last_token_values(values, rollout.batch["response_mask"])
+        return scores, {"rows": rollout.rows, "reward_mean": float(scores.mean())}
+
+    # ---- the driver's advantages ----------------------------------------------------
+    def _advantages(self, inputs: dict, done: dict) -> tuple[dict, dict]:
+        from algos import numerics as N
+        from algos.numerics_registry import compute_advantages, shape_rewards
+
+        batch = done[MAIN_GENERATION].batch
+        mask = batch["response_mask"]
+        scores = inputs["scores"]
+        token_rewards = N.scores_to_token_rewards(scores, mask)
+        shaped, kl = shape_rewards(self.numerics, token_rewards, mask, inputs.get("old_log_probs"),
+                                   inputs.get("ref_log_probs"))
+        result = compute_advantages(self.numerics, shaped, mask, group_ids=batch["prompt_index"],
+                                    values=inputs.get("values"), baseline_scores=inputs.get("baseline_scores"))
+        args = {"reward_mean": float(scores.mean()), "advantage_abs_mean": float(N.masked_mean(result.advantages.abs(), mask))}
+        if self.numerics.kl_placement.value == "reward":
+            args["kl_in_reward"] = float(N.masked_mean(kl, mask))
+        return {"advantages": result.advantages, "returns": result.returns}, args
+
+    # ---- updates and weight sync ----------------------------------------------------
+    def _update(self, call, step: int, inputs: dict, done: dict) -> tuple[list, dict]:
+        s = self.settings
+        batch = dict(done[MAIN_GENERATION].batch)
+        computed = done["advantages"]
+        group = self.groups[call.role]
+        if call.role == "critic":
+            batch.update(old_values=inputs["values"], returns=computed["returns"])
+            loss = partial(value_loss, s.value_clip)
+        else:
+            batch.update(old_log_probs=inputs["old_log_probs"], advantages=computed["advantages"])
+            if "ref_log_probs" in inputs:
+                batch["ref_log_probs"] = inputs["ref_log_probs"]
+            loss = partial(policy_loss, self.numerics)
+        steps = group.update(batch, loss, mini_batches=s.mini_batches, epochs=s.epochs, seed=s.seed + step,
+                             temperature=s.temperature).result()
+        means = {k: sum(m[k] for m in steps) / len(steps) for k in steps[0] if k != "rows"}
+        return steps, {f"{call.role}/{k}" if "/" not in k else k: v for k, v in means.items()}
+
+    def _sync(self, call) -> tuple[int, dict]:
+        from executor.workers import sync_weights
+
+        source = self.groups[call.roles[0]]
+        version = sync_weights(source, self.groups[call.role]).result()
+        args = {"policy_version": int(version)}
+        if self.settings.verify_sync:
+            from executor.workers import verify_sync
+
+            args["sync/max_abs_diff"] = verify_sync(source, self.groups[call.role])
+        return version, args
+
+
+def _rollout_of(inputs: dict) -> Rollout:
+    rollouts = [v for v in inputs.values() if isinstance(v, Rollout)]
+    require(len(rollouts) == 1, f"a stage needs exactly one generation among its inputs, got {len(rollouts)}")
+    return rollouts[0]
