@@ -25,9 +25,18 @@ Tensor = torch.Tensor
 
 
 # ---- masked reductions ---------------------------------------------------------------------
+def apply_mask(values: Tensor, mask: Tensor) -> Tensor:
+    """``values * mask``, but exactly 0 outside the mask even where ``values`` is inf or NaN.
+
+    A plain product turns an ``inf`` on a padding position (a ``-inf`` log-prob, an overflowed
+    ratio) into NaN, which then poisons every sum it enters.
+    """
+    return torch.where(mask.bool(), values, torch.zeros((), dtype=values.dtype, device=values.device)) * mask
+
+
 def masked_sum(values: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     """Sum of ``values`` where ``mask`` is 1; over all elements, or along ``dim``."""
-    masked = values * mask
+    masked = apply_mask(values, mask)
     return masked.sum() if dim is None else masked.sum(dim)
 
 
@@ -49,7 +58,7 @@ def masked_whiten(values: Tensor, mask: Tensor, shift_mean: bool = True, eps: fl
     whitened = (values - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         whitened = whitened + mean
-    return whitened * mask
+    return apply_mask(whitened, mask)
 
 
 class LossAgg(str, Enum):
@@ -124,7 +133,7 @@ def kl_in_reward(token_rewards: Tensor, log_probs: Tensor, ref_log_probs: Tensor
     """Fold the KL penalty into the rewards: ``r_t - coef * kl_t`` on every response token
     (InstructGPT, Ouyang et al. 2022, eq. 2). Returns ``(rewards (B, T), kl (B, T))``; the
     KL is masked and carries no gradient (rewards are data)."""
-    kl = kl_penalty(log_probs, ref_log_probs, estimator).detach() * mask
+    kl = apply_mask(kl_penalty(log_probs, ref_log_probs, estimator).detach(), mask)
     return token_rewards - coef * kl, kl
 
 
@@ -202,10 +211,10 @@ def gae_advantages(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: f
         on = mask[:, t]
         delta = token_rewards[:, t] + gamma * next_value - values[:, t]
         adv_t = delta + gamma * lam * next_adv
-        advantages[:, t] = adv_t * on
+        advantages[:, t] = apply_mask(adv_t, on)
         next_adv = torch.where(on.bool(), adv_t, next_adv)
         next_value = torch.where(on.bool(), values[:, t], next_value)
-    returns = (advantages + values) * mask
+    returns = apply_mask(advantages + values, mask)
     if whiten:
         advantages = masked_whiten(advantages, mask)
     return Advantages(advantages.detach(), returns.detach())
@@ -289,8 +298,10 @@ def informative_groups(scores: Tensor, group_ids: Sequence[Hashable] | Tensor) -
     """
     groups = group_index(group_ids).to(scores.device)
     size = int(groups.max()) + 1
-    high = torch.full((size,), -torch.inf, dtype=scores.dtype).scatter_reduce(0, groups, scores, "amax")
-    low = torch.full((size,), torch.inf, dtype=scores.dtype).scatter_reduce(0, groups, scores, "amin")
+    high = torch.full((size,), -torch.inf, dtype=scores.dtype, device=scores.device).scatter_reduce(
+        0, groups, scores, "amax")
+    low = torch.full((size,), torch.inf, dtype=scores.dtype, device=scores.device).scatter_reduce(
+        0, groups, scores, "amin")
     return (high > low)[groups]
 
 
@@ -373,7 +384,9 @@ def log_probs_from_logits(logits: Tensor, tokens: Tensor) -> Tensor:
 
 def entropy_from_logits(logits: Tensor) -> Tensor:
     """Entropy of the softmax over the last axis: ``(..., V) -> (...)``;
-    ``H = logsumexp(z) - sum softmax(z) * z``, stable for large logits."""
+    ``H = logsumexp(z) - sum softmax(z) * z``, stable for large logits (absolute error about
+    ``max|z| * 1e-7`` in float32). The logits must be finite: this form keeps one ``(..., V)``
+    tensor for the backward pass, not the three a ``-inf``-safe one would."""
     logits = logits.float()
     probs = torch.softmax(logits, dim=-1)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)

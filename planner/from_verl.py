@@ -279,7 +279,22 @@ def _cluster(job: VerlJob, args):
                             "(e.g. a100-80gb, h100-80gb) or --cluster PROFILE")
     gpu = gpu_by_name(args.gpu)
     name = f"verl {total // per_node} x {per_node} {gpu.name}"
-    return single_node_group_cluster(gpu, total, per_node, name=name), None
+    cluster = single_node_group_cluster(gpu, total, per_node, name=name)
+    return _same_profile(cluster) or cluster, None
+
+
+def _same_profile(cluster):
+    """The built-in profile that is ``cluster`` under another name, if there is one: a plan
+    made on it names a profile, so `plan simulate` and `plan export` find its cluster again."""
+    import dataclasses
+
+    from planner.clusters import cluster_names, load_cluster
+
+    for name in cluster_names():
+        profile = load_cluster(name)
+        if dataclasses.replace(profile, name=cluster.name, description=cluster.description) == cluster:
+            return profile
+    return None
 
 
 def _workload(job: VerlJob, args):
@@ -389,8 +404,9 @@ def price_user_layout(inputs, job: VerlJob):
     return BaselineResult(baseline, solution.assignment, pricer.evaluate(solution.assignment))
 
 
-def comparison_lines(plan: dict, job: VerlJob) -> tuple[str, str]:
-    """What to print before the plan (the user's layout) and after it (the speedup)."""
+def comparison_lines(plan: dict, job: VerlJob, out: str | None = None) -> tuple[str, str]:
+    """What to print before the plan (the user's layout) and after it (the speedup).
+    ``out``: where the plan was written (``--out``), for the export hint."""
     from planner.cli.plan_report import fmt_s
 
     mine = next((b for b in plan["baselines"] if b["name"] == USER_LAYOUT), None)
@@ -403,7 +419,8 @@ def comparison_lines(plan: dict, job: VerlJob) -> tuple[str, str]:
     before += f"\n  priced by rlplan: {fmt_s(mine['iteration_time_s'])} per iteration ({layouts})"
     after = (f"speedup of the plan over your verl config: {mine['speedup']:.2f}x "
              f"({fmt_s(mine['iteration_time_s'])} -> {fmt_s(plan['iteration_time_s'])} per iteration); "
-             "`plan export plan.json --to verl` writes its config")
+             + (f"`plan export {out} --to verl` writes its config" if out else
+                "with --out plan.json, `plan export plan.json --to verl` writes its config"))
     return before, after
 
 

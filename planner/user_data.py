@@ -227,8 +227,6 @@ def apply_user_data(workload, args, model_dir: str | None, from_job: bool = Fals
         dist, how = response_distribution(response_from, counter, cap)
         workload = replace(workload, response=dist)
         notes.append(f"response lengths {dist.describe()}: {how}")
-    if counter.estimated and prompts_from:
-        notes.append(f"tokens estimated as {counter.how}")
     return workload, notes
 
 

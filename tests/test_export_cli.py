@@ -61,6 +61,9 @@ def test_export_json_and_yaml_carry_the_same_settings(plans, capsys):
     argv = data["settings"]["argv"]
     assert argv[argv.index("--vllm.num_engines") + 1] == str(data["settings"]["flags"]["--vllm.num_engines"])
     assert data["command"].startswith("python3 -m openrlhf.cli.train_ppo_ray")
+    # grpo scores with a rule: the command points at reward_func.py and a note says what to write in it
+    assert data["settings"]["flags"]["--reward.remote_url"] == "reward_func.py"
+    assert any("reward_func(queries, prompts, labels)" in note for note in data["notes"])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("verl") is None or importlib.util.find_spec("hydra") is None,

@@ -124,10 +124,17 @@ def test_plan_from_verls_example_prints_layout_plan_and_speedup(capsys):
 
 
 def test_plan_from_verl_json_has_the_users_layout_as_a_baseline(capsys, tmp_path):
-    code, out, _ = run(capsys, "--from-verl", str(EXAMPLE), "--gpu", "h100-80gb", "--time-limit", "20", "--json")
+    path = tmp_path / "plan.json"
+    code, out, _ = run(capsys, "--from-verl", str(EXAMPLE), "--gpu", "h100-80gb", "--time-limit", "20", "--json",
+                       "--out", str(path))
     assert code == 0
     plan = json.loads(out)
     assert plan["inputs"]["algo"] == "grpo"
+    # 1 x 8 H100 is the h100x8 profile, so `plan simulate` finds the plan's cluster again
+    assert plan["inputs"]["cluster"]["name"] == "h100x8"
+    code, out, err = run(capsys, "simulate", str(path), "--iterations", "1", "--no-what-if")
+    assert code == 0, err
+    assert "iteration time: mean" in out
     assert plan["inputs"]["models"]["actor"] == "qwen2-7b-instruct"
     assert plan["inputs"]["cluster"]["node_groups"] == [{"gpu": "h100-80gb", "nodes": 1, "gpus_per_node": 8}]
     w = plan["inputs"]["workload"]

@@ -66,6 +66,17 @@ def test_simulate_json_has_the_schema(plan_file, capsys):
     assert [p["id"] for p in sim["pools"]] == [p["id"] for p in plan["pools"]]
 
 
+def test_simulate_yaml_carries_the_same_fields(plan_file, capsys):
+    import yaml
+
+    rc, out, err = run(["simulate", str(plan_file), "--iterations", "2", "--no-what-if", "--format", "yaml"], capsys)
+    assert rc == 0, err
+    sim = yaml.safe_load(out)
+    assert SIM_KEYS <= set(sim) and sim["iterations"] == 2
+    rc, again, _ = run(["simulate", str(plan_file), "--iterations", "2", "--no-what-if", "--json"], capsys)
+    assert json.loads(again)["iteration_time_s"] == pytest.approx(sim["iteration_time_s"])
+
+
 def test_report_writes_trace_simulation_and_page(plan_file, tmp_path, capsys):
     out_dir = tmp_path / "report"
     rc, out, err = run(["simulate", str(plan_file), "--iterations", "2", "--report", str(out_dir)], capsys)
@@ -98,6 +109,11 @@ def test_dry_run_shortcut(tmp_path, capsys):
     sim = json.loads(out)
     assert SIM_KEYS <= set(sim) and sim["plan"]["kind"] == "rlplan.plan"
     assert sim["predicted_iteration_time_s"] == sim["plan"]["iteration_time_s"]
+    import yaml
+
+    rc, out, err = run([*argv, "--no-what-if", "--format", "yaml"], capsys)
+    assert rc == 0, err
+    assert yaml.safe_load(out)["plan"]["kind"] == "rlplan.plan"
     rc, out, err = run([*argv, "--report", str(tmp_path / "r")], capsys)
     assert rc == 0, err
     assert "Schedule (one iteration)" in out and "iteration time: mean" in out
@@ -129,6 +145,9 @@ def edited(plan_file: Path, tmp_path: Path, change) -> Path:
     (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"]["node_groups"][0].update(nodes=3)),
      "the profile changed since"),
     (lambda f, t: edited(f, t, lambda p: p["inputs"]["workload"].update(prompts=32)), "do not match its digest"),
+    (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"].update(name="lab")), "pass its YAML with --cluster"),
+    (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"].update(name="verl 2 x 8 a100-80gb")),
+     "`plan --from-verl CONFIG --gpu a100-80gb --dry-run`"),
     (lambda f, t: edited(f, t, lambda p: p["roles"]["rollout"]["layout"].update(tp=3)), "is not a layout"),
 ])
 def test_bad_plan_files(plan_file, tmp_path, capsys, make, expected):

@@ -61,6 +61,18 @@ def test_sweep_table_and_a_size_that_does_not_fit(capsys):
     assert "planning and simulating on 8 GPUs" in err
 
 
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_sweep_format_json_and_yaml(capsys, fmt):
+    import yaml
+
+    rc, out, err = run(["sweep", "--cluster", "a100x8", "--cluster-gpus", "2", *JOB, "--no-what-if",
+                        "--format", fmt], capsys)
+    assert rc == 0, err
+    sweep = json.loads(out) if fmt == "json" else yaml.safe_load(out)
+    assert sweep["cluster_base"] == "a100x8" and [p["gpus"] for p in sweep["points"]] == [2]
+    assert "planning and simulating" not in err  # no progress lines around structured output
+
+
 def test_scaled_cluster_keeps_the_node_type():
     base = load_cluster("h100x8")
     big = scaled_cluster(base, 32)

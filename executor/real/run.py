@@ -97,6 +97,21 @@ def _start_ray(plan: dict, address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
 
 
+def _write_placement(path: Path, plan: dict, placement) -> None:
+    """Where Ray put every bundle (node ID and IP) beside the plan's (node, local rank)."""
+    import json
+
+    import ray
+
+    ips = {n["NodeID"]: n.get("NodeManagerAddress") for n in ray.nodes()}
+    pools = []
+    for pool in plan["pools"]:
+        nodes = placement.bundle_nodes(pool["id"])
+        pools.append({"id": pool["id"], "roles": pool["roles"], "plan_gpus": pool["gpus"],
+                      "ray_nodes": nodes, "ray_ips": [ips.get(n) for n in nodes]})
+    path.write_text(json.dumps({"pools": pools}, indent=2))
+
+
 def _start_groups(plan: dict, dataflow, placement, folders: dict, options: ExecuteOptions) -> dict:
     """Every role's worker group, started concurrently (vLLM engines take the longest)."""
     from executor.workers import RolloutGroup, TrainerConfig, TrainerGroup
@@ -161,6 +176,7 @@ def execute(options: ExecuteOptions) -> ExecutionResult:
 
     _start_ray(plan, options.ray_address)
     placement = Placement.create(plan)
+    _write_placement(out / "placement.json", plan, placement)
     groups = {}
     try:
         groups = _start_groups(plan, dataflow, placement, folders, options)

@@ -81,7 +81,7 @@ def value_loss(clip: float, values, mb: dict):
     from algos import numerics as N
 
     out = N.clipped_value_loss(values, mb["old_values"], mb["returns"], mb["response_mask"], clip)
-    return out.loss, {"critic/vf_loss": out.loss.item(), "critic/vf_clipfrac": out.clipfrac.item()}
+    return out.vf_loss, {"critic/vf_loss": out.vf_loss.item(), "critic/vf_clipfrac": out.vf_clipfrac.item()}
 
 
 # ---- the runner ---------------------------------------------------------------------------
@@ -141,10 +141,10 @@ class StageRunner:
         return Rollout(batch, rows), args
 
     def decode(self, rollout: Rollout) -> list[str]:
-        """Response texts (special tokens dropped, so the end-of-sequence token too)."""
+        """Response texts, special tokens kept (the rewards cut at the end token; the format reward reads <think>)."""
         responses = rollout.batch["responses"]
         mask = rollout.batch["response_mask"].bool()
-        return [self.tokenizer.decode(responses[i][mask[i]].tolist(), skip_special_tokens=True)
+        return [self.tokenizer.decode(responses[i][mask[i]].tolist(), skip_special_tokens=False)
                 for i in range(responses.shape[0])]
 
     def _rule_reward(self, inputs: dict) -> tuple[object, dict]:

@@ -101,15 +101,17 @@ class TrainerWorker:
         import torch
         from transformers import AutoConfig
 
-        extra = {"num_labels": 1, "classifier_dropout": 0.0} if self.head == "value" else {}
+        config = AutoConfig.from_pretrained(self.model_path)
+        if self.head == "value":  # one scalar per token, no dropout (attributes, not model kwargs)
+            config.num_labels = 1
+            config.classifier_dropout = 0.0
         torch.manual_seed(self.config.seed)  # the value head's init, identical on every rank
         if self.rank == 0:
-            model = self._model_class().from_pretrained(self.model_path, dtype=torch.float32, **extra)
+            model = self._model_class().from_pretrained(self.model_path, config=config, dtype=torch.float32)
             full_state = {k: v for k, v in model.state_dict().items()}
             persistent = set(full_state)
             buffers = {k: v.clone() for k, v in model.named_buffers() if k not in persistent}
         else:
-            config = AutoConfig.from_pretrained(self.model_path, **extra)
             with torch.device("meta"):
                 model = self._model_class().from_config(config, dtype=torch.float32)
             full_state, buffers = {}, None

@@ -30,7 +30,9 @@ def add_arguments(parser, name: str) -> None:
     parser.add_argument("--model", action="append", default=[], metavar="ROLE=PATH",
                         help="config.json of a role's model that is not in the zoo (repeatable)")
     add_simulation_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the simulation as one JSON object")
+    from planner.cli.formats import add_format_arguments
+
+    add_format_arguments(parser)
 
 
 def add_simulation_arguments(parser) -> None:
@@ -52,12 +54,14 @@ def run(args, name: str) -> int:
     if args.report:
         check_report_dir(args.report)
     plan = load_plan(args.plan)
+    if args.cluster is None:
+        _require_known_cluster(plan)
     replayed = replay_plan(plan, args.cluster, _model_paths(args.model))
     simulation = simulate_replayed(replayed, args)
     written = write_outputs(args.report, simulation, plan) if args.report else []
-    if args.json:
-        json.dump(simulation, sys.stdout)
-        sys.stdout.write("\n")
+    fmt = output_format(args)
+    if fmt != "table":
+        emit_structured(simulation, fmt)
     else:
         from planner.cli.simulate_report import print_simulation
 
@@ -74,15 +78,23 @@ def dry_run(result, plan: dict, args) -> int:
     require(args.seed >= 0, f"--seed must be a non-negative integer, got {args.seed}")
     simulation = simulate_replayed(replay_search(result, plan), args)
     written = write_outputs(args.report, simulation, plan) if args.report else []
-    if args.json:
-        json.dump({**simulation, "plan": plan}, sys.stdout)
-        sys.stdout.write("\n")
+    fmt = output_format(args)
+    if fmt != "table":
+        emit_structured({**simulation, "plan": plan}, fmt)
         return 0
     from planner.cli.plan_report import print_inputs, print_plan
     from planner.cli.simulate_report import print_simulation
 
     print_inputs(result.inputs)
+    job = getattr(args, "verl_job", None)
+    if job is not None:
+        from planner.from_verl import comparison_lines
+
+        before, after = comparison_lines(plan, job, args.out)
+        print(before)
     print_plan(plan)
+    if job is not None:
+        print(after)
     if args.out:
         print(f"plan written to {args.out}")
     print()
@@ -92,10 +104,45 @@ def dry_run(result, plan: dict, args) -> int:
     return 0
 
 
+def output_format(args) -> str:
+    """``table``, ``json`` or ``yaml``: ``--format``, or ``--json`` where a command has it as its own flag."""
+    fmt = getattr(args, "format", None) or "table"
+    return "json" if fmt == "table" and getattr(args, "json", False) else fmt
+
+
+def emit_structured(data: dict, fmt: str) -> None:
+    """``data`` on stdout: one line of JSON (simulations are long), or YAML."""
+    if fmt == "json":
+        json.dump(data, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        from planner.cli.formats import emit
+
+        emit(data, fmt)
+
+
 def simulate_replayed(replayed, args) -> dict:
     from executor.sim import simulate
 
     return simulate(replayed, args.iterations, args.seed, what_if=args.what_if).to_dict()
+
+
+def _require_known_cluster(plan: dict) -> None:
+    """A plan made on a cluster YAML (or by ``--from-verl`` on GPUs no profile describes) names
+    a cluster that is not built in: say how to give it, rather than 'unknown cluster'."""
+    from planner.clusters import cluster_names
+
+    recorded = plan.get("inputs", {}).get("cluster")
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if not isinstance(name, str) or name in cluster_names():
+        return
+    if name.startswith("verl "):
+        gpus = {g.get("gpu") for g in recorded.get("node_groups", []) if isinstance(g, dict)}
+        raise PlanError(f"the plan was made by `plan --from-verl` for {name[5:]} GPUs, which no built-in profile "
+                        f"describes: dry-run it with `plan --from-verl CONFIG --gpu {'/'.join(sorted(map(str, gpus)))} "
+                        "--dry-run`")
+    raise PlanError(f"the plan was made for cluster {name!r}, which is not a built-in profile: "
+                    f"pass its YAML with --cluster FILE")
 
 
 def _model_paths(items: list[str]) -> dict[str, str]:

@@ -12,7 +12,6 @@ numbers. ``--report DIR`` writes the largest feasible point's report with the sc
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 
 from planner.errors import PlanError, require
@@ -71,10 +70,14 @@ def run(args, name: str) -> int:
         from planner.cli.simulate_cmd import check_report_dir
 
         check_report_dir(args.report)
+    from planner.cli.simulate_cmd import output_format
+
+    fmt = output_format(args)
     inputs = build_inputs(args)
     points, best = [], None
     for n in counts:
-        point, done = _sweep_point(dataclasses.replace(inputs, cluster=scaled_cluster(base, n)), args, quiet=args.json)
+        point, done = _sweep_point(dataclasses.replace(inputs, cluster=scaled_cluster(base, n)), args,
+                                   quiet=fmt != "table")
         points.append(point)
         best = done or best
     sweep = {"cluster_base": base.name, "points": points}
@@ -84,9 +87,10 @@ def run(args, name: str) -> int:
         from planner.cli.simulate_cmd import write_outputs
 
         written = write_outputs(args.report, best[0], best[1], sweep)
-    if args.json:
-        json.dump(sweep, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if fmt != "table":
+        from planner.cli.formats import emit
+
+        emit(sweep, fmt)
     else:
         _print_sweep(sweep, inputs)
         for path in written:

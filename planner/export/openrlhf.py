@@ -46,6 +46,10 @@ def export_openrlhf(plan: dict, model_paths: dict[str, str] | None = None) -> Ex
     argv = flag_list(flags)
     command = " \\\n    ".join(["python3 -m openrlhf.cli.train_ppo_ray"] + _quoted_pairs(argv))
     notes.append("add your data and output: --data.prompt_dataset ... --data.input_key ... --ckpt.output_dir ...")
+    if "--reward.remote_url" in flags:
+        notes.append(f"the rule reward: write {RULE_REWARD_FILE} (in the folder you launch from) with "
+                     "`reward_func(queries, prompts, labels)` returning {'rewards': ..., 'scores': ...} "
+                     "(OpenRLHF loads it from --reward.remote_url)")
     files = {"run_openrlhf.sh": _script(command, plan), "EXPORT.md": _explanation(placement, notes, plan)}
     return Export("openrlhf", OPENRLHF_VERSION, placement, command, {"flags": flags, "argv": argv}, files, notes)
 

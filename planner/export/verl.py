@@ -87,7 +87,7 @@ def _placement(view: PlanView, ov: dict, notes: list[str]) -> tuple[str, dict | 
     ov["trainer.nnodes"], ov["trainer.n_gpus_per_node"] = nnodes, per_node
     standalone_rollout = not view.shares("rollout", "actor")
     reward_apart = view.has("reward") and not view.shares("reward", "actor")
-    reasons = [f"{r} on GPUs of its own" for r in TRAINER_ROLES if view.has(r) and not view.shares(r, "actor")]
+    reasons = [f"{r} apart from the actor" for r in TRAINER_ROLES if view.has(r) and not view.shares(r, "actor")]
     if standalone_rollout and view.mode == "sync":
         reasons.append("a standalone rollout pool in a synchronous plan (verl runs one only in separate_async mode)")
     if reward_apart and view.pool_roles("reward") != ["reward"]:

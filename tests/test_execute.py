@@ -1,0 +1,142 @@
+"""End to end on this machine: plan for `local`, then execute it on Ray for real.
+
+vLLM-CPU engines generate, FSDP2 ranks (gloo) train, the reference scores log-probs, the
+trainer's weights are synced into the engines after every update; the trace and metrics
+files are checked as a user reads them. Each run starts Ray and the engines (a couple of
+minutes on 2 cores), so each plan runs once per module and several tests read it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("vllm")
+pytest.importorskip("ray")
+
+from executor_setup import execute_options, make_plan, read_metrics  # noqa: E402
+
+STEPS = 3
+UPDATES_PER_STEP = 4  # the plan's default: 1 epoch x 4 mini-batches
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from executor.tiny_model import build_tiny_model
+    from executor.toy_task import write_toy_task
+
+    root = tmp_path_factory.mktemp("tiny")
+    return build_tiny_model(root / "model"), write_toy_task(root / "toy.jsonl", 64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tiny, tmp_path_factory):
+    from executor.real.run import execute
+
+    model, data = tiny
+    root = tmp_path_factory.mktemp("grpo")
+    plan = make_plan(root / "plan.json", "grpo", model, "--prompts", "16", "--samples", "4", "--response-len", "4")
+    # an entropy bonus gives every step a gradient, whatever the (random) model's rewards
+    result = execute(execute_options(plan, model, data, root / "run", STEPS, numerics_options={"entropy_coef": 0.01}))
+    return json.loads(plan.read_text()), result
+
+
+def test_the_plan_trains_the_actor_with_fsdp_over_two_workers(grpo_run):
+    plan, _ = grpo_run
+    actor = plan["roles"]["actor"]["layout"]
+    assert (actor["dp"], actor["tp"], actor["zero"]) == (2, 1, 3)
+    assert plan["roles"]["rollout"]["pool"] != plan["roles"]["actor"]["pool"]  # the sync crosses pools
+
+
+def test_every_step_writes_its_metrics(grpo_run):
+    _, result = grpo_run
+    metrics = read_metrics(result.out_dir)
+    assert [m["step"] for m in metrics] == list(range(STEPS))
+    for m in metrics:
+        assert 0.0 <= m["reward_mean"] <= 1.0
+        assert m["response_length/mean"] > 0 and m["tokens_per_s"] > 0
+        for job in ("rollout.generate", "ref.log_prob", "actor.log_prob", "actor.update", "rollout.sync_weights"):
+            assert m[f"time/{job}"] > 0
+
+
+def test_the_engines_sample_with_the_trainers_latest_weights(grpo_run):
+    """On-policy: step k samples after k updates; after each sync the engines' weights equal
+    the trainer's, and the engines' log-probs of what they sampled equal the trainer's."""
+    _, result = grpo_run
+    for m in result.metrics:
+        assert m["policy_version"] == m["step"] * UPDATES_PER_STEP
+        assert m["sync/max_abs_diff"] == 0.0
+        assert m["rollout/logprob_diff_max"] < 1e-4
+
+
+def test_training_changes_the_policy(grpo_run):
+    _, result = grpo_run
+    assert all(m["actor/grad_norm"] > 0 for m in result.metrics)
+    # the reference keeps the initial weights: from the second optimizer step on the actor differs
+    assert all(m["actor/kl_loss"] > 1e-6 for m in result.metrics)
+
+
+def test_trace_has_every_call_on_the_plans_pools(grpo_run):
+    from executor.trace import validate_trace
+
+    plan, result = grpo_run
+    trace = json.loads((result.out_dir / "trace.json").read_text())
+    validate_trace(trace)
+    pool_names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    planned = {job["job"]: job["pools"] for job in plan["schedule"]}
+    for step in range(STEPS):
+        names = {e["name"] for e in slices if e["args"]["iteration"] == step}
+        assert names == set(planned)
+    for e in slices:
+        if planned[e["name"]]:  # a GPU stage is drawn in (one of) its planned pools
+            assert any(pool_names[e["pid"]].startswith(f"pool {p}:") for p in planned[e["name"]])
+
+
+def test_pools_land_on_the_gpus_the_plan_names(grpo_run):
+    _, result = grpo_run
+    placement = json.loads((result.out_dir / "placement.json").read_text())
+    for pool in placement["pools"]:
+        assert len(pool["ray_nodes"]) == len(pool["plan_gpus"])
+        assert len(set(pool["ray_nodes"])) == 1  # `local` is one node
+
+
+def test_compare_prints_measured_and_predicted_per_stage(grpo_run, capsys):
+    from planner.cli import main
+
+    plan, result = grpo_run
+    plan_file = result.out_dir.parent / "plan.json"
+    assert main(["compare", str(result.out_dir / "trace.json"), str(plan_file), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["stages"]
+    assert {r["stage"] for r in rows} == {job["job"] for job in plan["schedule"]}
+    for r in rows:
+        assert r["measured_s"] > 0 and r["predicted_s"] > 0
+        assert r["error"] == pytest.approx(r["measured_s"] / r["predicted_s"] - 1)
+
+
+def test_a_finished_run_keeps_its_checkpoint_and_refuses_a_second_run_in_its_folder(grpo_run, tiny):
+    from executor.real import checkpoint
+    from executor.real.run import execute
+    from planner.errors import PlanError
+
+    _, result = grpo_run
+    folder, state = checkpoint.latest(result.out_dir)
+    assert state["steps_done"] == STEPS and (folder / "actor").is_dir()
+    plan = result.out_dir.parent / "plan.json"
+    with pytest.raises(PlanError, match="already holds a run"):
+        execute(execute_options(plan, *tiny, result.out_dir, STEPS))
+
+
+def test_ppo_trains_a_critic_with_gae(tiny, tmp_path):
+    from executor.real.run import execute
+
+    model, data = tiny
+    plan = make_plan(tmp_path / "plan.json", "ppo", model, "--rule-reward", "--prompts", "8", "--samples", "2",
+                     "--response-len", "4")
+    result = execute(execute_options(plan, model, data, tmp_path / "run", 2))
+    for m in result.metrics:
+        assert m["critic/vf_loss"] > 0 and m["time/critic.values"] > 0 and m["time/critic.update"] > 0
+        assert "kl_in_reward" in m  # PPO's KL penalty sits in the reward
+        assert m["sync/max_abs_diff"] == 0.0
+    assert result.metrics[1]["policy_version"] == UPDATES_PER_STEP
