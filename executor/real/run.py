@@ -33,6 +33,8 @@ class ExecuteOptions:
     """Save every K steps (0: only at the end)."""
     resume: bool = False
     ray_address: str | None = None
+    cluster: str | None = None
+    """The plan's cluster as a profile name or YAML path (default: the plan's profile, by name)."""
     lr: float = 1e-5
     reward: str = "numeric"
     temperature: float = 1.0
@@ -156,7 +158,7 @@ def execute(options: ExecuteOptions) -> ExecutionResult:
     plan = load_plan(options.plan_path)
     check_executable(plan)
     folders = resolve_models(plan, options.models)
-    replayed = replay_plan(plan, None, {r: str(Path(f, "config.json")) for r, f in folders.items()})
+    replayed = replay_plan(plan, options.cluster, {r: str(Path(f, "config.json")) for r, f in folders.items()})
     dataflow = replayed.inputs.dataflow
     from executor.real.stages import SUPPORTED_ALGOS
 
@@ -220,10 +222,13 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
     metrics_file.keep_until(steps_done)
     resumed_from = steps_done
     cached: dict[int, list] = {}
+    drawn = [steps_done]
+    """The next step whose prompts the stream has not given yet."""
 
     def prompts_for(step: int) -> list:
-        while step not in cached:
-            cached[len(cached) + resumed_from] = stream.next_batch()
+        while drawn[0] <= step:
+            cached[drawn[0]] = stream.next_batch()
+            drawn[0] += 1
         return cached[step]
 
     settings = RunSettings(samples=workload["samples_per_prompt"],

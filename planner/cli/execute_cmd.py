@@ -32,6 +32,7 @@ def add_run_arguments(parser, need_data: bool = True) -> None:
                         help="save a checkpoint every K steps (default: at the end only)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--ray-address", help="an existing Ray cluster (default: start one on this machine)")
+    parser.add_argument("--cluster", help="the plan's cluster YAML, for a plan made with --cluster FILE")
     train = parser.add_argument_group("training")
     train.add_argument("--lr", type=positive_float, default=1e-5, help="learning rate of trained roles (default 1e-5)")
     train.add_argument("--reward-fn", default="numeric",
@@ -58,7 +59,7 @@ def options_from_args(args, plan_path: str):
     return ExecuteOptions(plan_path=plan_path, models=role_paths(args.model, "DIR"), data=args.data,
                           out_dir=args.out, steps=args.steps, prompt_key=args.prompt_key, answer_key=args.answer_key,
                           checkpoint_every=args.checkpoint_every or 0, resume=args.resume,
-                          ray_address=args.ray_address, lr=args.lr, reward=args.reward_fn,
+                          ray_address=args.ray_address, cluster=args.cluster, lr=args.lr, reward=args.reward_fn,
                           temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
                           numerics_options=numerics, verify_sync=args.verify_sync)
 
