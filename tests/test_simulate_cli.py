@@ -168,7 +168,7 @@ def test_plan_for_another_cluster_is_refused(plan_file, capsys):
     (["--iterations", "-3"], "--iterations: must be a positive integer"),
     (["--iterations", "two"], "'two' is not an integer"),
     (["--seed", "-1"], "--seed must be a non-negative integer"),
-    (["--model", "actor"], "write ROLE=PATH"),
+    (["--model", "actor"], "use ROLE=PATH"),
     (["--model", "judge=x/config.json"], "the plan does not have"),
 ])
 def test_bad_flags(plan_file, capsys, flags, expected):

@@ -27,14 +27,18 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 < v <= 1, "in (0, 1]")
 
 
-def role_paths(items: list[str], what: str = "PATH") -> dict[str, str]:
-    """``ROLE=PATH`` flags (``--model actor=./m``) as a dict; a malformed one is one clear line."""
+def role_paths(items: list[str], example: str = "actor=./my-model", flag: str = "--model",
+               roles: list[str] | None = None) -> dict[str, str]:
+    """``ROLE=PATH`` flags (``--model actor=./m``) as a dict; a malformed one, or a role not in
+    ``roles`` when given, is one clear line."""
     from planner.errors import require
 
     paths = {}
     for item in items:
         role, sep, path = item.partition("=")
-        require(bool(sep) and bool(role.strip()) and bool(path.strip()),
-                f"--model {item!r}: write ROLE={what}, e.g. actor=./my-model")
-        paths[role.strip()] = path.strip()
+        role = role.strip()
+        require(bool(sep) and bool(role) and bool(path.strip()), f"{flag} {item!r}: use ROLE=PATH, e.g. {example}")
+        require(roles is None or role in roles,
+                f"{flag} {item!r}: the plan has no role {role!r}; its roles are {', '.join(roles or [])}")
+        paths[role] = path.strip()
     return paths

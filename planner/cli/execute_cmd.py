@@ -56,7 +56,7 @@ def options_from_args(args, plan_path: str):
     if args.entropy_coef is not None:
         numerics["entropy_coef"] = args.entropy_coef
     require(args.seed >= 0, f"--seed must be 0 or more, got {args.seed}")
-    return ExecuteOptions(plan_path=plan_path, models=role_paths(args.model, "DIR"), data=args.data,
+    return ExecuteOptions(plan_path=plan_path, models=role_paths(args.model), data=args.data,
                           out_dir=args.out, steps=args.steps, prompt_key=args.prompt_key, answer_key=args.answer_key,
                           checkpoint_every=args.checkpoint_every or 0, resume=args.resume,
                           ray_address=args.ray_address, cluster=args.cluster, lr=args.lr, reward=args.reward_fn,

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from planner.cli.argtypes import positive_int
+from planner.cli.argtypes import positive_int, role_paths
 from planner.errors import PlanError, require
 
 DEFAULT_ITERATIONS = 10
@@ -56,7 +56,7 @@ def run(args, name: str) -> int:
     plan = load_plan(args.plan)
     if args.cluster is None:
         _require_known_cluster(plan)
-    replayed = replay_plan(plan, args.cluster, _model_paths(args.model))
+    replayed = replay_plan(plan, args.cluster, role_paths(args.model, example="actor=./my-model/config.json"))
     simulation = simulate_replayed(replayed, args)
     written = write_outputs(args.report, simulation, plan) if args.report else []
     fmt = output_format(args)
@@ -143,15 +143,6 @@ def _require_known_cluster(plan: dict) -> None:
                         "--dry-run`")
     raise PlanError(f"the plan was made for cluster {name!r}, which is not a built-in profile: "
                     f"pass its YAML with --cluster FILE")
-
-
-def _model_paths(items: list[str]) -> dict[str, str]:
-    paths = {}
-    for item in items:
-        role, sep, path = item.partition("=")
-        require(bool(sep) and role.strip() and path.strip(), f"--model {item!r}: write ROLE=PATH, e.g. actor=./my-model/config.json")
-        paths[role.strip()] = path.strip()
-    return paths
 
 
 # ---- output files ------------------------------------------------------------------------------

@@ -151,11 +151,6 @@ def model_path(view: PlanView, role: str, given: dict[str, str]) -> str:
 
 def parse_model_paths(items: list[str], roles: list[str]) -> dict[str, str]:
     """``ROLE=PATH`` pairs of ``--model-path`` into a dict, checking the role names."""
-    paths = {}
-    for item in items:
-        role, sep, path = item.partition("=")
-        role = role.strip()
-        require(bool(sep) and path.strip() != "", f"--model-path {item!r}: use ROLE=PATH, e.g. actor=/models/qwen")
-        require(role in roles, f"--model-path {item!r}: the plan has no role {role!r}; its roles are {', '.join(roles)}")
-        paths[role] = path.strip()
-    return paths
+    from planner.cli.argtypes import role_paths
+
+    return role_paths(items, example="actor=/models/qwen", flag="--model-path", roles=roles)
