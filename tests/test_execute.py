@@ -140,3 +140,23 @@ def test_ppo_trains_a_critic_with_gae(tiny, tmp_path):
         assert "kl_in_reward" in m  # PPO's KL penalty sits in the reward
         assert m["sync/max_abs_diff"] == 0.0
     assert result.metrics[1]["policy_version"] == UPDATES_PER_STEP
+
+
+@pytest.mark.parametrize("algo, extra, stages", [
+    ("remax", [], {"rollout.generate_greedy", "reward.score", "reward.score_greedy"}),
+    ("rloo", [], {"reward.score"}),
+    ("reinforce_pp", [], {"reward.rule"}),
+])
+def test_the_other_algorithms_run_on_the_same_numeric_core(tiny, tmp_path, algo, extra, stages):
+    """ReMax (greedy baseline, reward model), RLOO (leave-one-out, reward model) and
+    REINFORCE++ (rule reward, whitened returns): two on-policy steps each."""
+    from executor.real.run import execute
+
+    model, data = tiny
+    plan = make_plan(tmp_path / "plan.json", algo, model, "--prompts", "8", "--samples", "2", "--response-len", "2",
+                     *extra)
+    result = execute(execute_options(plan, model, data, tmp_path / "run", 2))
+    for m in result.metrics:
+        assert all(m[f"time/{job}"] > 0 for job in stages)
+        assert m["actor/grad_norm"] >= 0 and "kl_in_reward" in m and m["sync/max_abs_diff"] == 0.0
+    assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]

@@ -189,8 +189,14 @@ class StageRunner:
         token_rewards = N.scores_to_token_rewards(scores, mask)
         shaped, kl = shape_rewards(self.numerics, token_rewards, mask, inputs.get("old_log_probs"),
                                    inputs.get("ref_log_probs"))
+        baseline = inputs.get("baseline_scores")
+        if baseline is not None:  # one greedy response per prompt -> the baseline of each of its samples
+            greedy = next(v for job, v in done.items() if isinstance(v, Rollout) and job != MAIN_GENERATION)
+            per_prompt = baseline.new_zeros(int(greedy.batch["prompt_index"].max()) + 1)
+            per_prompt[greedy.batch["prompt_index"]] = baseline
+            baseline = per_prompt[batch["prompt_index"]]
         result = compute_advantages(self.numerics, shaped, mask, group_ids=batch["prompt_index"],
-                                    values=inputs.get("values"), baseline_scores=inputs.get("baseline_scores"))
+                                    values=inputs.get("values"), baseline_scores=baseline)
         args = {"reward_mean": float(scores.mean()), "advantage_abs_mean": float(N.masked_mean(result.advantages.abs(), mask))}
         if self.numerics.kl_placement.value == "reward":
             args["kl_in_reward"] = float(N.masked_mean(kl, mask))
