@@ -13,8 +13,11 @@ from planner.errors import PlanError, require
 
 
 def add_arguments(parser, name: str) -> None:
+    from planner.cli.formats import add_format_arguments
+
     parser.add_argument("plan", help="a plan written by `plan ... --executor-only --out plan.json`")
     add_run_arguments(parser)
+    add_format_arguments(parser)
 
 
 def add_run_arguments(parser, need_data: bool = True) -> None:
@@ -79,10 +82,26 @@ def run(args, name: str) -> int:
     from algos.rewards import parse_reward
     from executor.real.run import execute
 
+    from planner.cli.formats import emit, output_format
+
     parse_reward(args.reward_fn)  # a bad name fails before Ray starts
-    result = execute(options_from_args(args, args.plan))
-    print_summary(result, args.plan)
+    options = options_from_args(args, args.plan)
+    fmt = output_format(args)
+    options.quiet = fmt is not None  # structured output: nothing else on stdout
+    result = execute(options)
+    if fmt:
+        emit(summary(result, args.plan), fmt)
+    else:
+        print_summary(result, args.plan)
     return 0
+
+
+def summary(result, plan_path: str) -> dict:
+    """The run as data: where its files are, every step's metrics, measured vs predicted stages."""
+    from planner.cli.compare_cmd import comparison
+
+    return {"out_dir": str(result.out_dir), "resumed_from_step": result.resumed_from, "steps": result.metrics,
+            "stages": comparison(result.out_dir / "trace.json", plan_path)}
 
 
 def print_summary(result, plan_path: str) -> None:

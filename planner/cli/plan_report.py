@@ -22,7 +22,7 @@ def print_inputs(inputs) -> None:
     models = ", ".join(f"{r}={m.name}" for r, m in inputs.models.items())
     c = inputs.cluster
     _console().print(
-        f"[bold]{inputs.algo}[/] on [bold]{c.name}[/] ({c.num_gpus} GPUs, {c.num_nodes} nodes)\n"
+        f"[bold]{inputs.algo}[/] on [bold]{c.name}[/] ({c.num_gpus} GPUs, {c.num_nodes} node{'' if c.num_nodes == 1 else 's'})\n"
         f"  models:   {models}\n"
         f"  workload: {w.describe()}\n"
         f"  mode:     {inputs.options.mode}")

@@ -152,7 +152,7 @@ def run(args, name: str) -> int:
         if job is not None:
             from planner.from_verl import comparison_lines
 
-            before, after = comparison_lines(plan, job)
+            before, after = comparison_lines(plan, job, args.out)
             print(before)
         print_plan(plan)
         if job is not None:
