@@ -4,8 +4,10 @@
 (``executor.toy_task``) in a folder and plans GRPO for the ``local`` cluster with the
 executor's layouts; :func:`run_demo` then executes the plan for real (vLLM-CPU rollouts,
 FSDP2 training on gloo) and returns the run. ``plan demo`` and ``benchmarks/learn.py`` use
-these settings, which were tuned on a 2-core machine: one-token answers, 16 prompts x 8
-samples per step, 4 optimizer steps per step, AdamW at 3e-4, no KL.
+these settings, tuned with ``benchmarks/plain_loop.py`` on a 2-core machine
+(``benchmarks/results/plain_loop.md``): one-token answers, 64 prompts x 8 samples and one
+optimizer step per step, AdamW at 5e-4, an entropy bonus of 0.01 (without it some seeds
+collapse onto a few answers and stall near 0.65), no KL.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class DemoSettings:
-    prompts: int = 16
+    prompts: int = 64
     samples: int = 8
     response_len: int = 1
     """Tokens per answer: the answers are one digit."""
-    mini_batches: int = 4
-    lr: float = 3e-4
+    mini_batches: int = 1
+    lr: float = 5e-4
     kl_coef: float = 0.0
+    entropy_coef: float = 0.01
     data_size: int = 1000
     seed: int = 0
 
 
-def prepare(out_dir: str | Path, settings: DemoSettings = DemoSettings()) -> tuple[Path, Path, Path]:
-    """Model folder, toy data and plan in ``out_dir`` (made if missing); returns their paths."""
+def prepare(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
+            plan_args: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """Model folder, toy data and plan in ``out_dir`` (made if missing); returns their paths.
+    ``plan_args``: more ``plan`` flags (``--max-gpus 1``, ``--colocate ...``)."""
     import argparse
 
     from executor.tiny_model import TinyModelConfig, build_tiny_model
@@ -46,22 +51,23 @@ def prepare(out_dir: str | Path, settings: DemoSettings = DemoSettings()) -> tup
     args = parser.parse_args(["--cluster", "local", "--algo", "grpo", "--actor", str(model), "--executor-only",
                               "--prompts", str(settings.prompts), "--samples", str(settings.samples),
                               "--prompt-len", "4", "--response-len", str(settings.response_len),
-                              "--mini-batches", str(settings.mini_batches)])
+                              "--mini-batches", str(settings.mini_batches), *plan_args])
     plan = plan_to_dict(run_search(build_inputs(args)))
     save_plan(plan, out / "plan.json")
     return model, data, out / "plan.json"
 
 
 def run_demo(out_dir: str | Path, steps: int, settings: DemoSettings = DemoSettings(), quiet: bool = False,
-             checkpoint_every: int = 0):
+             checkpoint_every: int = 0, plan_args: tuple[str, ...] = ()):
     """Prepare, then execute ``steps`` GRPO steps; returns the ``ExecutionResult``."""
     from executor.real.run import ExecuteOptions, execute
 
-    model, data, plan = prepare(out_dir, settings)
+    model, data, plan = prepare(out_dir, settings, plan_args)
     return execute(ExecuteOptions(plan_path=str(plan), models={"actor": str(model)}, data=str(data),
                                   out_dir=str(Path(out_dir) / "run"), steps=steps, lr=settings.lr,
                                   reward="numeric", seed=settings.seed, checkpoint_every=checkpoint_every,
-                                  numerics_options={"kl_coef": settings.kl_coef}, quiet=quiet))
+                                  numerics_options={"kl_coef": settings.kl_coef,
+                                                    "entropy_coef": settings.entropy_coef}, quiet=quiet))
 
 
 def reward_curve(metrics: list[dict], width: int = 60) -> str:

@@ -12,3 +12,16 @@ def one_line_error(call, *args) -> str:
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """``plan`` in process: (exit code, stdout, stderr); argparse errors exit via
+    SystemExit, as they do from the console script."""
+    from planner.cli import main
+
+    try:
+        rc = main(list(argv))
+    except SystemExit as exit_:
+        rc = exit_.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err

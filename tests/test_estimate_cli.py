@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import run_cli
 from planner.cli import main
 from planner.cli.estimate import parse_bytes
 from planner.errors import PlanError
@@ -16,14 +17,7 @@ TRAIN = ["estimate", "train", "--model", "llama-2-7b", "--gpu", "a100-80gb", "--
          "--pp", "1", "--zero", "3", "--global-batch", "64", "--seq-len", "4096"]
 
 
-def run(argv, capsys):
-    """main() in process; argparse errors exit via SystemExit, like the console script."""
-    try:
-        rc = main(argv)
-    except SystemExit as exit_:
-        rc = exit_.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+run = run_cli
 
 
 def test_train_human_output_has_headline_and_breakdown(capsys):

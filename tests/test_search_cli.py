@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from planner.cli import main
 from planner.errors import PlanError
 from planner.plan import load_plan
@@ -40,14 +41,7 @@ EPS = 1e-9
 _cache: dict[tuple, tuple[int, str, str]] = {}
 
 
-def run(argv, capsys):
-    """main() in process; argparse errors exit via SystemExit, like the console script."""
-    try:
-        rc = main(list(argv))
-    except SystemExit as exit_:
-        rc = exit_.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+run = run_cli
 
 
 def plan_json(argv, capsys) -> dict:

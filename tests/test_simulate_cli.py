@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from executor.trace import validate_trace
+from conftest import run_cli
 from planner.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,13 +24,7 @@ SIM_KEYS = {"kind", "version", "cluster", "algo", "mode", "seed", "iterations", 
             "baselines"}
 
 
-def run(argv, capsys):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exit_:
-        rc = exit_.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from conftest import run_cli
 from planner.cli import main
 from planner.cli.sweep_cmd import parse_counts, scaled_cluster
 from planner.clusters import load_cluster
@@ -15,13 +16,7 @@ JOB = ["--algo", "grpo", "--actor", "qwen2.5-0.5b", "--prompts", "32", "--sample
        "--response-len", "128", "--time-limit", "5", "--iterations", "2"]
 
 
-def run(argv, capsys):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exit_:
-        rc = exit_.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+run = run_cli
 
 
 @pytest.fixture(scope="module")

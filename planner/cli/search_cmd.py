@@ -147,19 +147,27 @@ def run(args, name: str) -> int:
 
         emit(plan, fmt)
     else:
-        from planner.cli.plan_report import print_inputs, print_plan
-        print_inputs(inputs)
-        if job is not None:
-            from planner.from_verl import comparison_lines
-
-            before, after = comparison_lines(plan, job, args.out)
-            print(before)
-        print_plan(plan)
-        if job is not None:
-            print(after)
-        if args.out:
-            print(f"plan written to {args.out}")
+        print_plan_with_inputs(inputs, plan, args)
     return 0
+
+
+def print_plan_with_inputs(inputs, plan: dict, args) -> None:
+    """The human output of ``plan``: the inputs, the plan (with the user's verl layout
+    around it when planning --from-verl) and where it was written."""
+    from planner.cli.plan_report import print_inputs, print_plan
+
+    print_inputs(inputs)
+    job = getattr(args, "verl_job", None)
+    if job is not None:
+        from planner.from_verl import comparison_lines
+
+        before, after = comparison_lines(plan, job, args.out)
+        print(before)
+    print_plan(plan)
+    if job is not None:
+        print(after)
+    if args.out:
+        print(f"plan written to {args.out}")
 
 
 def _add_user_input_arguments(parser) -> None:

@@ -82,21 +82,10 @@ def dry_run(result, plan: dict, args) -> int:
     if fmt != "table":
         emit_structured({**simulation, "plan": plan}, fmt)
         return 0
-    from planner.cli.plan_report import print_inputs, print_plan
+    from planner.cli.search_cmd import print_plan_with_inputs
     from planner.cli.simulate_report import print_simulation
 
-    print_inputs(result.inputs)
-    job = getattr(args, "verl_job", None)
-    if job is not None:
-        from planner.from_verl import comparison_lines
-
-        before, after = comparison_lines(plan, job, args.out)
-        print(before)
-    print_plan(plan)
-    if job is not None:
-        print(after)
-    if args.out:
-        print(f"plan written to {args.out}")
+    print_plan_with_inputs(result.inputs, plan, args)
     print()
     print_simulation(simulation)
     for path in written:
