@@ -36,13 +36,15 @@ def executor_steps(root: Path, steps: int, settings) -> list[dict]:
     return result.metrics
 
 
-def plain_steps(root: Path, steps: int, settings) -> list[float]:
-    out = root / "plain.json"
+def plain_steps(root: Path, steps: int, settings, threads: int) -> list[float]:
+    """The plain loop's step times; ``threads``: torch threads of its trainer (0: torch's default)."""
+    out = root / f"plain_{threads}.json"
     cmd = [sys.executable, str(HERE / "plain_loop.py"), "--prompts", str(settings.prompts), "--samples",
            str(settings.samples), "--max-tokens", str(settings.response_len), "--mini-batches",
            str(settings.mini_batches), "--lr", str(settings.lr), "--kl-coef", "0.001",
            "--entropy-coef", str(settings.entropy_coef), "--reward", "numeric", "--steps", str(steps),
-           "--model-dir", str(root / "model"), "--data", str(root / "toy.jsonl"), "--out", str(out)]
+           "--model-dir", str(root / "model"), "--data", str(root / "toy.jsonl"), "--out", str(out),
+           "--threads", str(threads)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     history = json.loads(out.read_text())["history"]
     return [h["times"]["step"] for h in history]
@@ -61,16 +63,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         metrics = executor_steps(root, args.steps, settings)
-        plain = plain_steps(root, args.steps, settings)
+        # one thread: the executor's device is one core (a rank runs one torch thread); 0: all cores
+        plain = {threads: plain_steps(root, args.steps, settings, threads) for threads in (1, 0)}
     executor_times = [m["step_time_s"] for m in metrics][args.warmup:]
-    plain_times = plain[args.warmup:]
     mean_exec = sum(executor_times) / len(executor_times)
-    mean_plain = sum(plain_times) / len(plain_times)
+    mean_plain = {t: sum(v[args.warmup:]) / len(v[args.warmup:]) for t, v in plain.items()}
     stages = {k[5:]: sum(m[k] for m in metrics[args.warmup:]) / len(executor_times)
               for k in metrics[0] if k.startswith("time/")}
     summary = {"platform": platform.platform(), "settings": settings.__dict__, "steps": args.steps,
-               "warmup": args.warmup, "executor_step_s": mean_exec, "plain_step_s": mean_plain,
-               "ratio": mean_exec / mean_plain, "executor_stages_s": stages}
+               "warmup": args.warmup, "executor_step_s": mean_exec,
+               "plain_step_s_1_thread": mean_plain[1], "plain_step_s_all_threads": mean_plain[0],
+               "ratio_1_thread": mean_exec / mean_plain[1], "ratio_all_threads": mean_exec / mean_plain[0],
+               "executor_stages_s": stages}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

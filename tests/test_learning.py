@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("vllm")
 pytest.importorskip("ray")
 
-STEPS = 60
+STEPS = 80
 WINDOW = 10
 
 
@@ -24,4 +24,4 @@ def test_grpo_on_the_toy_task_raises_the_reward(tmp_path):
     assert len(rewards) == STEPS
     first, last = sum(rewards[:WINDOW]) / WINDOW, sum(rewards[-WINDOW:]) / WINDOW
     assert first < 0.2  # a random model answers about one sum in ten, or fewer
-    assert last > first + 0.15, f"no clear rise: first {first:.2f}, last {last:.2f}"
+    assert last > first + 0.2, f"no clear rise: first {first:.2f}, last {last:.2f}"
