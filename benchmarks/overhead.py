@@ -5,7 +5,8 @@ samples, one-token answers, one optimizer step per step, the reference's log-pro
 executor on a plan with every role on one logical device of the ``local`` cluster (actor,
 rollout and reference colocated, one process each, so the comparison is not about
 parallelism), the loop in ``benchmarks/plain_loop.py`` (vLLM and the trainer in one
-process, nothing in between). The mean step time over the steps after ``--warmup`` is
+process, nothing in between) with the plan's micro-batch size (passes of that many rows,
+gradients accumulated), since on this toy workload the passes, not the FLOPs, set the time. The mean step time over the steps after ``--warmup`` is
 compared; the issue's target is a ratio of at most 1.15.
 
     python benchmarks/overhead.py [--steps 40] [--warmup 5] [--out benchmarks/results/overhead.json]
@@ -39,12 +40,13 @@ def executor_steps(root: Path, steps: int, settings) -> list[dict]:
 def plain_steps(root: Path, steps: int, settings, threads: int) -> list[float]:
     """The plain loop's step times; ``threads``: torch threads of its trainer (0: torch's default)."""
     out = root / f"plain_{threads}.json"
+    micro = json.loads((root / "plan.json").read_text())["roles"]["actor"]["layout"]["micro_batch"]
     cmd = [sys.executable, str(HERE / "plain_loop.py"), "--prompts", str(settings.prompts), "--samples",
            str(settings.samples), "--max-tokens", str(settings.response_len), "--mini-batches",
            str(settings.mini_batches), "--lr", str(settings.lr), "--kl-coef", "0.001",
            "--entropy-coef", str(settings.entropy_coef), "--reward", "numeric", "--steps", str(steps),
            "--model-dir", str(root / "model"), "--data", str(root / "toy.jsonl"), "--out", str(out),
-           "--threads", str(threads)]
+           "--threads", str(threads), "--micro-batch", str(micro)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     history = json.loads(out.read_text())["history"]
     return [h["times"]["step"] for h in history]

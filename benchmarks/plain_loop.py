@@ -67,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="write per-step metrics and times here (JSON)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--mini-batches", type=int, default=1, help="optimizer steps per epoch")
+    p.add_argument("--micro-batch", type=int, default=0,
+                   help="rows per forward/backward pass, gradients accumulated (0: the whole batch), "
+                        "as the executor's plan layouts do")
     p.add_argument("--epochs", type=int, default=1, help="passes over each step's batch")
     p.add_argument("--kl-coef", type=float, default=0.0, help="k3 KL-to-reference loss coefficient (0: no reference)")
     p.add_argument("--entropy-coef", type=float, default=0.01, help="entropy bonus coefficient (the executor's too)")
@@ -138,7 +141,19 @@ def main(argv=None) -> dict:
     def rewards(responses: list[list[int]], answers: list[str]) -> list[float]:
         return score(args.reward, [tokenizer.decode(r, skip_special_tokens=False) for r in responses], answers)
 
+    def micro_batches(batch):
+        """The batch in passes of ``--micro-batch`` rows (the whole of it with 0)."""
+        from executor.workers.batch import batch_size, chunks
+
+        return chunks(batch, args.micro_batch or batch_size(batch))
+
     def forward_log_probs(model, batch, with_entropy=False):
+        """Per-token log-probs (and entropies), one pass per micro-batch."""
+        parts = [forward_pass(model, mb, with_entropy) for mb in micro_batches(batch)]
+        logp = torch.cat([p[0] for p in parts])
+        return (logp, torch.cat([p[1] for p in parts])) if with_entropy else (logp, None)
+
+    def forward_pass(model, batch, with_entropy=False):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     position_ids=batch["position_ids"], use_cache=False)
         P, R = batch["prompts"].shape[1], batch["responses"].shape[1]
@@ -223,11 +238,15 @@ def main(argv=None) -> dict:
         update_metrics: list[dict] = []
         for mb in minibatches(len(responses), args.mini_batches, args.epochs, seed=args.seed * 7919 + step):
             part = select(batch, mb.indices)
-            logp, mb_entropy = forward_log_probs(policy, part, with_entropy=args.entropy_coef > 0)
-            result = actor_loss(numerics, logp, old_logp[mb.indices], advantages[mb.indices], part["response_mask"],
-                                ref_log_probs=None if ref_logp is None else ref_logp[mb.indices], entropy=mb_entropy)
+            part.update(old_logp=old_logp[mb.indices], advantages=advantages[mb.indices])
+            if ref_logp is not None:
+                part["ref_logp"] = ref_logp[mb.indices]
             optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
+            for piece in micro_batches(part):  # gradients accumulate, each pass weighted by its rows
+                logp, mb_entropy = forward_pass(policy, piece, with_entropy=args.entropy_coef > 0)
+                result = actor_loss(numerics, logp, piece["old_logp"], piece["advantages"], piece["response_mask"],
+                                    ref_log_probs=piece.get("ref_logp"), entropy=mb_entropy)
+                (result.loss * len(piece["old_logp"]) / len(mb.indices)).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),
                                                        args.grad_clip if args.grad_clip > 0 else float("inf"))
             optimizer.step()

@@ -160,3 +160,21 @@ def test_the_other_algorithms_run_on_the_same_numeric_core(tiny, tmp_path, algo,
         assert all(m[f"time/{job}"] > 0 for job in stages)
         assert m["actor/grad_norm"] >= 0 and "kl_in_reward" in m and m["sync/max_abs_diff"] == 0.0
     assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
+
+
+def test_colocated_roles_share_one_device(tiny, tmp_path):
+    """Actor, rollout engine and reference on one logical GPU (fractional Ray GPUs, one
+    process each): the weight sync stays in the pool and is exact."""
+    from executor.real.run import execute
+
+    model, data = tiny
+    plan_file = make_plan(tmp_path / "plan.json", "grpo", model, "--prompts", "8", "--samples", "2",
+                          "--response-len", "2", "--max-gpus", "1")
+    plan = json.loads(plan_file.read_text())
+    assert [sorted(p["roles"]) for p in plan["pools"]] == [["actor", "ref", "rollout"]]
+    result = execute(execute_options(plan_file, model, data, tmp_path / "run", 2))
+    placement = json.loads((result.out_dir / "placement.json").read_text())
+    assert [len(p["ray_nodes"]) for p in placement["pools"]] == [1]
+    for m in result.metrics:
+        assert m["sync/max_abs_diff"] == 0.0 and m["rollout/logprob_diff_max"] < 1e-4
+    assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
