@@ -43,6 +43,8 @@ def add_arguments(parser, name: str) -> None:
     asks.add_argument("--no-offload", action="store_true", help="never park forward-only weights on the host")
     solver = parser.add_argument_group("solver and output")
     solver.add_argument("--time-limit", type=float, default=60.0, help="CP-SAT time limit in seconds (default 60)")
+    solver.add_argument("--workers", type=int,
+                        help="processes pricing candidates and CP-SAT workers (default: the cores, at most 8)")
     solver.add_argument("--out", help="write the plan JSON here")
     solver.add_argument("--json", action="store_true", help="print the plan JSON on stdout (same as --format json)")
     solver.add_argument("--format", choices=("table", "json", "yaml"), default="table",
@@ -102,7 +104,8 @@ def build_inputs(args):
     max_gpus = args.max_gpus if args.max_gpus is not None else (basis.max_gpus if basis is not None else None)
     options = SearchOptions(mode=args.mode, max_gpus=max_gpus, colocate=tuple(colocate),
                             rollout_tp=args.rollout_tp, executor_only=args.executor_only,
-                            allow_offload=not args.no_offload, time_limit_s=args.time_limit)
+                            allow_offload=not args.no_offload, time_limit_s=args.time_limit,
+                            **({"workers": args.workers} if args.workers is not None else {}))
     if args.rollout_tp is not None:
         from planner.search.candidates import TP_CHOICES
 

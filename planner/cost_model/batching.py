@@ -61,6 +61,8 @@ class Schedule:
     tokens: np.ndarray
     """Steps the piece runs (its prefill step plus its decode steps)."""
     preemptions: int = 0
+    kv_bound: bool = False
+    """The KV cache, not ``max_num_seqs``, held back an admission (more cache would change it)."""
 
     @property
     def num_steps(self) -> int:
@@ -106,7 +108,9 @@ def continuous_schedule(prompts: np.ndarray, outputs: np.ndarray, max_num_seqs: 
 
 def _slot_schedule(outputs: np.ndarray, slots: int) -> np.ndarray:
     """FCFS list scheduling: each request starts in the first step a slot is free."""
-    free = [0] * min(slots, len(outputs))
+    if len(outputs) <= slots:
+        return np.zeros(len(outputs), dtype=np.int64)
+    free = [0] * slots
     starts = []
     for length in outputs.tolist():
         step = free[0]
@@ -184,7 +188,7 @@ def _kv_bound_schedule(prompts: np.ndarray, outputs: np.ndarray, slots: int, cap
     table = np.asarray(pieces, dtype=np.int64).reshape(-1, 5)
     table = table[table[:, 3] > 0]
     return Schedule(request=table[:, 0], start=table[:, 1], prompt=table[:, 2], tokens=table[:, 3],
-                    preemptions=preemptions)
+                    preemptions=preemptions, kv_bound=True)
 
 
 # ---- from pieces to per-step work ------------------------------------------------------------

@@ -198,7 +198,9 @@ def generate(model: ModelSpec, gen: GenerationConfig, gpus: GpuSet, output_lens,
       counts whole); ``decode_step_s``: mean duration of the steps that only decode;
     - ``steps``, ``mean_batch`` (time-weighted sequences per step), ``peak_batch``,
       ``tail_s`` (time the slowest engine runs below half its peak batch: the long tail),
-      ``preemptions``, ``kv_capacity_tokens`` (per engine), ``engines``.
+      ``preemptions``, ``kv_capacity_tokens`` (per engine), ``engines``, ``kv_bound_engines``
+      (engines whose KV cache, not ``max_num_seqs``, held back admissions: with more
+      cache they would run faster).
     """
     check_divides_model(model, gen.tp)
     require(gen.world_size <= gpus.num_gpus,
@@ -292,6 +294,7 @@ def _stage_cost(engines: list[_Engine], outputs: np.ndarray, memory: dict[str, f
         "kv_capacity_tokens": float(capacity),
         "tail_s": float(slowest.times.total[running < 0.5 * running.max()].sum()),
         "preemptions": float(sum(e.schedule.preemptions for e in engines)),
+        "kv_bound_engines": float(sum(e.schedule.kv_bound for e in engines)),
         "output_tokens": float(outputs.sum()),
         "engines": float(len(engines)),
         "static": float(static),

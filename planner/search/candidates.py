@@ -148,6 +148,16 @@ class CandidateBuilder:
             self._cache[key] = found
         return self._cache[key]
 
+    def is_priced(self, role: str, group: int, num_gpus: int) -> bool:
+        return (role, group, num_gpus) in self._cache
+
+    def store(self, key: tuple[str, int, int], found: list[Candidate]) -> None:
+        """Take candidates priced elsewhere (another process) for ``key``."""
+        self._cache[key] = found
+
+    def simulates_generation(self, role: str) -> bool:
+        return any(s.kind.value == "generate" for s in self.dataflow.stages_of(role))
+
     # ---- per kind of role ----------------------------------------------------------------
     def _shapes(self, model: ModelSpec, gpus: GpuSet):
         """(tp, pp, dp) splits of ``gpus`` worth pricing for ``model``."""
@@ -236,29 +246,25 @@ class CandidateBuilder:
         return prune(out)
 
     def _rollout(self, role, group, gpus: GpuSet, stages) -> list[Candidate]:
-        from planner.cost_model.generation import generate, kv_capacity_tokens
+        from planner.cost_model.generation import generate
 
         model = self.inputs.models[role]
+        lengths = {s.name: _arrival_order(s.response.planning_lengths(s.num_seqs)) for s in stages}
         out = []
-        longest = max(s.prompt_len + s.response.max_len for s in stages)
         for tp in _tp_options(model, gpus.num_gpus, gpus.gpus_per_node, self.options.rollout_tp):
             replicas = gpus.num_gpus // tp
             for util in ROLLOUT_UTILS:
                 gen = GenerationConfig(tp=tp, replicas=replicas, gpu_memory_utilization=util)
-                # Once the KV cache holds max_num_seqs sequences of the longest length, more
-                # memory changes nothing: higher levels would be dominated, so stop.
-                saturated = kv_capacity_tokens(model, gen, gpus.gpu) >= gen.max_num_seqs * longest
-                costs, times, transient = {}, {}, 0.0
                 try:
-                    for stage in stages:
-                        lengths = _arrival_order(stage.response.planning_lengths(stage.num_seqs))
-                        c = generate(model, gen, gpus, lengths, stage.prompt_len)
-                        costs[stage.name], times[stage.name] = c, c.time_s
-                        transient = max(transient, util * gpus.gpu.memory_bytes)
+                    costs = {s.name: generate(model, gen, gpus, lengths[s.name], s.prompt_len) for s in stages}
                 except PlanError:
                     continue
-                out.append(Candidate(role, group, gpus.num_gpus, gen, False, times, 0.0, transient, costs))
-                if saturated:
+                times = {name: c.time_s for name, c in costs.items()}
+                out.append(Candidate(role, group, gpus.num_gpus, gen, False, times, 0.0,
+                                     util * gpus.gpu.memory_bytes, costs))
+                # Once the KV cache holds back no engine, more memory changes no step: the
+                # higher levels would take as long with more memory (dominated), so stop.
+                if not any(c.info["kv_bound_engines"] for c in costs.values()):
                     break
         return prune(out, lambda c: (c.layout.tp,))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 from planner.errors import require
@@ -12,6 +13,16 @@ from planner.hardware import ClusterSpec
 from planner.models import ModelSpec
 
 MODES = ("sync", "one-step-off")
+
+
+MAX_DEFAULT_WORKERS = 8
+"""CP-SAT's portfolio gains little past 8 workers on models this size."""
+
+
+def default_workers() -> int:
+    """The cores this process may use, at most ``MAX_DEFAULT_WORKERS``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_DEFAULT_WORKERS, cores))
 
 
 @dataclass(frozen=True)
@@ -32,14 +43,15 @@ class SearchOptions:
     allow_offload: bool = True
     """Let forward-only roles keep their weights on the host between their stages."""
     time_limit_s: float = 60.0
-    workers: int = 2
-    """CP-SAT search workers (this project's CI machine has 2 cores)."""
+    workers: int = field(default_factory=lambda: default_workers())
+    """Processes that price candidates, and CP-SAT's search workers (``--workers``)."""
 
     def __post_init__(self) -> None:
         require(self.mode in MODES, f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         require(self.max_gpus is None or self.max_gpus >= 1, f"--max-gpus must be >= 1, got {self.max_gpus}")
         require(self.rollout_tp is None or self.rollout_tp >= 1, f"--rollout-tp must be >= 1, got {self.rollout_tp}")
         require(self.time_limit_s > 0, f"--time-limit must be positive, got {self.time_limit_s}")
+        require(self.workers >= 1, f"--workers must be >= 1, got {self.workers}")
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "max_gpus": self.max_gpus, "colocate": [list(g) for g in self.colocate],

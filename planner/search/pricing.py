@@ -68,13 +68,21 @@ class Pricer:
             for e in self.graph.edges
         }
         self._orders = None
+        self._colocated_s: dict[tuple, float] = {}
+        self._evaluations: dict[tuple, Evaluation | None] = {}
 
     # ---- weight sync ------------------------------------------------------------------
     def sync_colocated_s(self, src: Candidate, dst: Candidate) -> float:
+        """Reshard time on the shared GPUs; asked for the same pair by the pruning, every
+        CP-SAT model and the evaluator, so it is priced once."""
         from planner.cost_model.transfer import reshard_colocated
 
-        gpus = self.inputs.cluster.gpu_set(src.num_gpus, src.group)
-        return reshard_colocated(self.inputs.models[src.role], src.layout, dst.layout, gpus).time_s
+        key = (src.role, src.group, src.num_gpus, src.layout, dst.layout)
+        if key not in self._colocated_s:
+            gpus = self.inputs.cluster.gpu_set(src.num_gpus, src.group)
+            self._colocated_s[key] = reshard_colocated(self.inputs.models[src.role], src.layout, dst.layout,
+                                                       gpus).time_s
+        return self._colocated_s[key]
 
     def sync_cross_s(self, src: Candidate, dst: Candidate) -> float:
         from planner.cost_model.transfer import sync_across_pools
@@ -146,6 +154,14 @@ class Pricer:
 
     def evaluate(self, a: Assignment, order: list[str] | None = None) -> Evaluation | None:
         """The best schedule of ``a`` (over every order, or the given one); None if infeasible."""
+        if order is not None:
+            return self._evaluate(a, order)
+        key = tuple((r, a.role_pool[r], a.choice[r].key) for r in sorted(a.choice))
+        if key not in self._evaluations:
+            self._evaluations[key] = self._evaluate(a, None)
+        return self._evaluations[key]
+
+    def _evaluate(self, a: Assignment, order: list[str] | None) -> Evaluation | None:
         if not self.feasible(a):
             return None
         durations, pools, lag = self.durations(a), self.job_pools(a), self.lag_fn(a)

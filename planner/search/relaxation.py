@@ -67,7 +67,6 @@ class Relaxation:
     def __init__(self, pricer: Pricer, space: dict[str, list[Candidate]]) -> None:
         self.pricer = pricer
         self.groups = {r: initial_groups(cands) for r, cands in space.items()}
-        self._coloc: dict[tuple, float] = {}
         self.ideals: dict[str, list[Candidate]] = {}
         self._members: dict[int, list[Candidate]] = {}
         for role in self.groups:
@@ -88,14 +87,7 @@ class Relaxation:
 
     # ---- the ``sync`` interface of CpSatModel ------------------------------------------------
     def colocated_s(self, src: Candidate, dst: Candidate) -> float:
-        best = float("inf")
-        for a in self._members[id(src)]:
-            for b in self._members[id(dst)]:
-                key = (a.group, a.num_gpus, a.layout, b.layout)
-                if key not in self._coloc:
-                    self._coloc[key] = self.pricer.sync_colocated_s(a, b)
-                best = min(best, self._coloc[key])
-        return best
+        return min(self.pricer.sync_colocated_s(a, b) for a in self._members[id(src)] for b in self._members[id(dst)])
 
     def cross_terms(self, src: list[Candidate], dst: list[Candidate]) -> tuple[list[float], list[float], float]:
         from planner.search.cpsat import separable_cross
