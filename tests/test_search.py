@@ -18,7 +18,7 @@ from planner.search.hybridflow import set_partitions
 from planner.search.inputs import SearchInputs, SearchOptions
 from planner.search.pricing import Assignment, Pricer
 from planner.search.relaxation import Relaxation
-from planner.search.solve import solve_placement
+from planner.search.solve import EXACT_MAX_CANDIDATES, solve_placement
 from planner.search.space import candidate_space
 from planner.workload import LengthDistribution, Workload
 
@@ -115,6 +115,7 @@ def test_relaxation_proof_finds_the_exact_models_optimum(cluster, algo, actor, m
                          response=LengthDistribution("lognormal", mean=300, std=200, max_len=1024))
     pricer = Pricer(inputs)
     space = candidate_space(inputs, CandidateBuilder(inputs), pricer)
+    assert sum(map(len, space.values())) > EXACT_MAX_CANDIDATES, "small enough for the one exact model: no loop"
     sol, infeasible = solve_placement(pricer, space, None, 60, 2)
     assert not infeasible and sol.status == "optimal" and sol.gap < 1e-5
     exact = CpSatModel(pricer, space)

@@ -354,14 +354,7 @@ class CpSatModel:
             area.extend(self.y[r, i] * (c.num_gpus * self._t(c.stage_times[name])) for i, c in enumerate(self.cands[r]))
         self.m.add(cap * self.obj >= sum(area))
 
-    # ---- hints, solve, read back ------------------------------------------------------------
-    def hint(self, a: Assignment) -> None:
-        """Start the solver from a known assignment (e.g. the best baseline)."""
-        for r in self.roles:
-            for i, c in enumerate(self.cands[r]):
-                self.m.add_hint(self.y[r, i], c.key == a.choice[r].key)
-            self.m.add_hint(self.pool[r], a.role_pool[r])
-
+    # ---- solve, read back ------------------------------------------------------------
     def solve(self, time_limit_s: float, workers: int) -> Solution | None:
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = time_limit_s
