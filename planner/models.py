@@ -8,6 +8,7 @@ bytes are derived here from the architecture, never typed in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from planner.errors import require
 
@@ -16,7 +17,10 @@ BF16_BYTES = 2
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A decoder-only transformer, dense or mixture-of-experts."""
+    """A decoder-only transformer, dense or mixture-of-experts.
+
+    Parameter counts are cached per spec (``cached_property``): the search asks for them
+    tens of thousands of times; the fields they derive from are frozen."""
 
     name: str
     hidden_size: int
@@ -78,21 +82,21 @@ class ModelSpec:
         return 3 if self.mlp == "swiglu" else 2
 
     # ---- parameters --------------------------------------------------------------------
-    @property
+    @cached_property
     def attention_params_per_layer(self) -> int:
         h = self.hidden_size
         return h * (self.q_size + 2 * self.kv_size) + self.q_size * h
 
-    @property
+    @cached_property
     def dense_mlp_params_per_layer(self) -> int:
         return self.mlp_matrices * self.hidden_size * self.intermediate_size
 
-    @property
+    @cached_property
     def expert_params(self) -> int:
         """Parameters of one routed expert."""
         return self.mlp_matrices * self.hidden_size * self.moe_intermediate_size
 
-    @property
+    @cached_property
     def mlp_params_per_layer(self) -> int:
         """All MLP parameters of a layer (every expert for MoE, plus the router)."""
         if not self.is_moe:
@@ -100,7 +104,7 @@ class ModelSpec:
         experts = (self.num_experts + self.num_shared_experts) * self.expert_params
         return experts + self.hidden_size * self.num_experts
 
-    @property
+    @cached_property
     def active_mlp_params_per_layer(self) -> int:
         """MLP parameters one token touches (active experts and the router for MoE)."""
         if not self.is_moe:
@@ -111,28 +115,28 @@ class ModelSpec:
     def norm_params_per_layer(self) -> int:
         return 2 * self.hidden_size
 
-    @property
+    @cached_property
     def attention_extra_params_per_layer(self) -> int:
         """q/k/v biases and q/k norm weights: no GEMM FLOPs, but weights to store and shard."""
         bias = self.q_size + 2 * self.kv_size if self.qkv_bias else 0
         return bias + (2 * self.head_dim if self.qk_norm else 0)
 
-    @property
+    @cached_property
     def params_per_layer(self) -> int:
         return (self.attention_params_per_layer + self.attention_extra_params_per_layer
                 + self.mlp_params_per_layer + self.norm_params_per_layer)
 
-    @property
+    @cached_property
     def embedding_params(self) -> int:
         """Input embedding plus the output head unless tied."""
         table = self.vocab_size * self.hidden_size
         return table if self.tied_embeddings else 2 * table
 
-    @property
+    @cached_property
     def num_params(self) -> int:
         return self.num_layers * self.params_per_layer + self.embedding_params + self.hidden_size
 
-    @property
+    @cached_property
     def active_params(self) -> int:
         """Parameters touched per token (equals ``num_params`` for a dense model)."""
         per_layer = (self.attention_params_per_layer + self.attention_extra_params_per_layer

@@ -122,7 +122,7 @@ class LengthDistribution:
         mu, sigma = self._log_params()
         return self._clip(rng.lognormal(mu, sigma, size=n))
 
-    @property
+    @functools.cached_property
     def expected(self) -> float:
         """Mean length after clipping to [min_len, max_len] (in closed form for normal and lognormal)."""
         lo, hi = float(self.min_len), float(self.max_len)

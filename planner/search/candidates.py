@@ -177,6 +177,7 @@ class CandidateBuilder:
         mini_batch = max(1, train.num_seqs // train.mini_batches)
         seq_len = train.prompt_len + train.response.max_len
         out = []
+        forwards: dict[tuple, StageCost] = {}  # a forward pass ignores recompute: priced once for all three
         for tp, pp, dp in self._shapes(model, gpus):
             for zero in ((1,) if pp > 1 else (1, 3)):
                 for recompute in RECOMPUTES:
@@ -186,13 +187,13 @@ class CandidateBuilder:
                         par = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=zero, sequence_parallel=tp > 1,
                                              recompute=recompute, micro_batch=mb)
                         cand = self._price_trainer(role, group, gpus, model, par, stages, train, mini_batch,
-                                                   seq_len, head, train_step, forward_pass)
+                                                   seq_len, head, train_step, forward_pass, forwards)
                         if cand is not None:
                             out.append(cand)
         return prune(out, lambda c: (c.layout.tp, c.layout.pp, c.layout.dp))
 
     def _price_trainer(self, role, group, gpus, model, par, stages, train, mini_batch, seq_len, head,
-                       train_step, forward_pass) -> Candidate | None:
+                       train_step, forward_pass, forwards) -> Candidate | None:
         try:
             step = train_step(model, par, gpus, mini_batch, seq_len, train.tokens_per_seq)
         except PlanError:
@@ -206,8 +207,12 @@ class CandidateBuilder:
         for stage in stages:
             if stage.kind.value != "forward":
                 continue
-            fwd = forward_pass(model, par, gpus, stage.num_seqs, stage.prompt_len + stage.response.max_len,
-                               stage.tokens_per_seq, head=head)
+            key = (stage.name, par.tp, par.pp, par.dp, par.zero, par.micro_batch)
+            if key not in forwards:
+                forwards[key] = forward_pass(model, par, gpus, stage.num_seqs,
+                                             stage.prompt_len + stage.response.max_len, stage.tokens_per_seq,
+                                             head=head)
+            fwd = forwards[key]
             costs[stage.name] = fwd
             times[stage.name] = fwd.time_s
             transient = max(transient, fwd.transient_bytes)
