@@ -262,7 +262,7 @@ def resolve_model(path: str, source: str, flag: str):
 def _cluster(job: VerlJob, args):
     """The job's GPUs: nnodes x n_gpus_per_node (plus a reward pool) of ``--gpu``, or ``--cluster``."""
     from planner.clusters import load_cluster
-    from planner.hardware import gpu_by_name, single_node_group_cluster
+    from planner.hardware import gpu_by_name
 
     nodes, per_node = job.trainer_gpus
     total = job.total_gpus
@@ -277,10 +277,31 @@ def _cluster(job: VerlJob, args):
         return cluster, (total if total < cluster.num_gpus else None)
     require(bool(args.gpu), f"{job.source} does not say which GPUs the job runs on: add --gpu TYPE "
                             "(e.g. a100-80gb, h100-80gb) or --cluster PROFILE")
-    gpu = gpu_by_name(args.gpu)
-    name = f"verl {total // per_node} x {per_node} {gpu.name}"
-    cluster = single_node_group_cluster(gpu, total, per_node, name=name)
+    cluster = verl_job_cluster(gpu_by_name(args.gpu), total // per_node, per_node)
     return _same_profile(cluster) or cluster, None
+
+
+def verl_job_cluster(gpu, nodes: int, per_node: int):
+    """The cluster of a verl job on ``nodes`` x ``per_node`` GPUs of type ``gpu`` (no profile)."""
+    from planner.hardware import single_node_group_cluster
+
+    return single_node_group_cluster(gpu, nodes * per_node, per_node, name=f"verl {nodes} x {per_node} {gpu.name}")
+
+
+def rebuild_job_cluster(fingerprint: dict):
+    """The cluster a ``plan --from-verl --gpu`` plan was made on, from the plan's record
+    of it (it matches no profile, so no name finds it again); None for any other cluster."""
+    from planner.hardware import gpu_by_name
+
+    groups = fingerprint.get("node_groups") or []
+    if len(groups) != 1 or not str(fingerprint.get("name", "")).startswith("verl "):
+        return None
+    group = groups[0]
+    try:
+        cluster = verl_job_cluster(gpu_by_name(group["gpu"]), int(group["nodes"]), int(group["gpus_per_node"]))
+    except (PlanError, KeyError, TypeError, ValueError):
+        return None
+    return cluster if cluster.fingerprint() == fingerprint else None
 
 
 def _same_profile(cluster):

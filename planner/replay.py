@@ -109,9 +109,12 @@ def _rebuild_inputs(plan: dict, cluster_arg: str | None, model_paths: dict[str, 
     from planner.search.inputs import SearchInputs, SearchOptions
     from planner.workload import Workload
 
+    from planner.from_verl import rebuild_job_cluster
+
     recorded = plan["inputs"]
     planned_cluster = recorded["cluster"]
-    cluster = load_cluster(cluster_arg or planned_cluster["name"])
+    cluster = (None if cluster_arg else rebuild_job_cluster(planned_cluster)) \
+        or load_cluster(cluster_arg or planned_cluster["name"])
     if cluster.fingerprint() != planned_cluster:
         raise PlanError(f"the plan was made for cluster {_describe(planned_cluster)}, not {_describe(cluster.fingerprint())}"
                         f"{' (the profile changed since)' if cluster_arg is None else ''}: "

@@ -150,6 +150,26 @@ def test_plan_from_verl_json_has_the_users_layout_as_a_baseline(capsys, tmp_path
     assert mine["speedup"] >= 1 - 1e-6
 
 
+def test_a_plan_on_gpus_no_profile_describes_simulates_and_exports(capsys, tmp_path):
+    """3 x 8 A100 is no built-in profile: `plan simulate` and `plan export` rebuild the job's
+    cluster from the plan's record of it."""
+    job = tmp_path / "job.txt"
+    job.write_text(EXAMPLE.read_text().replace("trainer.nnodes=1", "trainer.nnodes=3"))
+    path = tmp_path / "plan.json"
+    code, _, err = run(capsys, "--from-verl", str(job), "--gpu", "a100-80gb", "--time-limit", "20", "--out", str(path))
+    assert code == 0, err
+    plan = json.loads(path.read_text())
+    assert plan["inputs"]["cluster"]["name"] == "verl 3 x 8 a100-80gb"
+    code, out, err = run(capsys, "simulate", str(path), "--iterations", "1", "--no-what-if", "--json")
+    assert code == 0, err
+    simulation = json.loads(out)
+    assert simulation["cluster"] == "verl 3 x 8 a100-80gb" and not simulation["plan_stale"]
+    assert simulation["iteration_time_s"] == pytest.approx(plan["iteration_time_s"], rel=0.05)
+    code, _, err = run(capsys, "export", str(path), "--to", "verl", "--out", str(tmp_path / "verl"))
+    assert code == 0, err
+    assert "trainer.n_gpus_per_node=8" in (tmp_path / "verl" / "verl_overrides.txt").read_text()
+
+
 def test_plan_from_verl_with_a_reward_pool_keeps_it_apart(capsys, tmp_path):
     config = tmp_path / "ppo.txt"
     config.write_text("\n".join([

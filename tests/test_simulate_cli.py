@@ -141,8 +141,9 @@ def edited(plan_file: Path, tmp_path: Path, change) -> Path:
      "the profile changed since"),
     (lambda f, t: edited(f, t, lambda p: p["inputs"]["workload"].update(prompts=32)), "do not match its digest"),
     (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"].update(name="lab")), "pass its YAML with --cluster"),
-    (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"].update(name="verl 2 x 8 a100-80gb")),
-     "`plan --from-verl CONFIG --gpu a100-80gb --dry-run`"),
+    (lambda f, t: edited(f, t, lambda p: p["inputs"]["cluster"].update(
+        name="verl 2 x 8 b300", node_groups=[{"gpu": "b300", "nodes": 2, "gpus_per_node": 8}])),
+     "`plan --from-verl CONFIG --gpu b300 --dry-run`"),
     (lambda f, t: edited(f, t, lambda p: p["roles"]["rollout"]["layout"].update(tp=3)), "is not a layout"),
 ])
 def test_bad_plan_files(plan_file, tmp_path, capsys, make, expected):

@@ -117,13 +117,15 @@ def simulate_replayed(replayed, args) -> dict:
 
 
 def _require_known_cluster(plan: dict) -> None:
-    """A plan made on a cluster YAML (or by ``--from-verl`` on GPUs no profile describes) names
-    a cluster that is not built in: say how to give it, rather than 'unknown cluster'."""
+    """A plan made on a cluster YAML names a cluster that is not built in: say how to give
+    it, rather than 'unknown cluster'. (A ``--from-verl`` plan's cluster is rebuilt from
+    the plan; only one on a GPU type this version does not know ends up here.)"""
     from planner.clusters import cluster_names
+    from planner.from_verl import rebuild_job_cluster
 
     recorded = plan.get("inputs", {}).get("cluster")
     name = recorded.get("name") if isinstance(recorded, dict) else None
-    if not isinstance(name, str) or name in cluster_names():
+    if not isinstance(name, str) or name in cluster_names() or rebuild_job_cluster(recorded) is not None:
         return
     if name.startswith("verl "):
         gpus = {g.get("gpu") for g in recorded.get("node_groups", []) if isinstance(g, dict)}
