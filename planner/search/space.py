@@ -64,18 +64,25 @@ def price_in_parallel(builder: CandidateBuilder, pairs: list[tuple[str, int, int
         child.start()
         send.close()
         children.append((child, receive))
-    _price_share(builder, todo, counter)
-    for child, receive in children:
-        try:
-            ok, payload = receive.recv()
-        except EOFError:
-            raise RuntimeError(f"a pricing process died (exit code {child.exitcode})") from None
-        finally:
+    collected = False
+    try:
+        _price_share(builder, todo, counter)
+        for child, receive in children:
+            try:
+                ok, payload = receive.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"a pricing process died (exit code {child.exitcode})") from None
+            if not ok:
+                raise payload
+            for pair, found in payload:
+                builder.store(pair, found)
+        collected = True
+    finally:
+        for child, _ in children:
+            if not collected and child.is_alive():  # after an error their work is not wanted
+                child.terminate()
             child.join()
-        if not ok:
-            raise payload
-        for pair, found in payload:
-            builder.store(pair, found)
 
 
 def _price_share(builder: CandidateBuilder, todo: list[tuple[str, int, int]], counter) -> list[tuple]:
