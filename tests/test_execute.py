@@ -162,6 +162,28 @@ def test_the_other_algorithms_run_on_the_same_numeric_core(tiny, tmp_path, algo,
     assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
 
 
+def test_dapo_trains_on_the_groups_its_filter_keeps(tiny, tmp_path):
+    """DAPO: 2x over-sampled prompts, the driver's filter keeps the planned 8 groups
+    (informative ones first), the old log-probs and the update see only those rows, and
+    there is no reference or KL."""
+    from executor.real.run import execute
+
+    model, data = tiny
+    plan = make_plan(tmp_path / "plan.json", "dapo", model, "--prompts", "8", "--samples", "2", "--response-len", "2",
+                     "--oversample", "2")
+    result = execute(execute_options(plan, model, data, tmp_path / "run", 2))
+    for m in result.metrics:
+        assert len(m["prompt_ids"]) == 16 and m["dapo/generated_groups"] == 16
+        assert m["dapo/kept_informative_groups"] == min(8, m["dapo/informative_groups"])
+        assert m["time/filter"] > 0 and m["actor/grad_norm"] >= 0 and m["kl"] == 0.0
+        assert "time/ref.log_prob" not in m and m["sync/max_abs_diff"] == 0.0
+    rows = {(r.iteration, r.job): r.args.get("rows", r.args.get("responses")) for r in result.records}
+    for step in range(2):
+        assert rows[step, "rollout.generate"] == 32
+        assert rows[step, "filter"] == rows[step, "actor.log_prob"] == 16
+    assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
+
+
 def test_colocated_roles_share_one_device(tiny, tmp_path):
     """Actor, rollout engine and reference on one logical GPU (fractional Ray GPUs, one
     process each): the weight sync stays in the pool and is exact."""

@@ -42,9 +42,10 @@ def test_pipeline_parallel_plans_are_refused_with_the_flag_that_avoids_them(setu
 
 def test_algorithms_the_executor_does_not_run_are_refused(setup, tmp_path, capsys):
     root, model, data, _ = setup
-    plan = make_plan(tmp_path / "dapo.json", "dapo", model, "--prompts", "8", "--samples", "2", "--response-len", "2")
+    plan = make_plan(tmp_path / "safe.json", "safe_rlhf", model, "--prompts", "8", "--samples", "2",
+                     "--response-len", "2")
     err = _run(capsys, plan, "--model", f"actor={model}", "--data", data, "--out", tmp_path / "run")
-    assert "the executor runs grpo, ppo" in err and "not dapo" in err
+    assert "the executor runs grpo, ppo" in err and "not safe_rlhf" in err
 
 
 @pytest.mark.parametrize("change, expected", [

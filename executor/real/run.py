@@ -167,10 +167,11 @@ def execute(options: ExecuteOptions) -> ExecutionResult:
     from executor.data import PromptStream, load_prompts
 
     examples = load_prompts(options.data, options.prompt_key, options.answer_key)
-    workload = plan["inputs"]["workload"]
-    require(len(examples) >= workload["prompts"],
-            f"{options.data} has {len(examples)} prompts but the plan takes {workload['prompts']} per step: "
-            "use more data or re-plan with --prompts")
+    per_step = _prompts_per_step(plan)
+    require(len(examples) >= per_step,
+            f"{options.data} has {len(examples)} prompts but the plan takes {per_step} per step: "
+            "use more data or re-plan with --prompts" + (" or a smaller --oversample" if per_step >
+                                                          plan["inputs"]["workload"]["prompts"] else ""))
     out = Path(options.out_dir)
     _prepare_out(out, options.resume)
 
@@ -207,7 +208,7 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
 
     workload = plan["inputs"]["workload"]
     tokenizer = AutoTokenizer.from_pretrained(folders["actor"])
-    stream = stream_cls(examples, workload["prompts"], seed=options.seed)
+    stream = stream_cls(examples, _prompts_per_step(plan), seed=options.seed)
     trainers = {role: g for role, g in groups.items() if dataflow.roles[role].trainable}
     metrics_file = MetricsFile(out / "metrics.jsonl")
     steps_done = 0
@@ -235,7 +236,8 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
                            max_tokens=options.max_tokens or workload["response"]["max_len"],
                            mini_batches=workload["mini_batches"], epochs=workload["ppo_epochs"],
                            reward=options.reward, temperature=options.temperature, seed=options.seed,
-                           numerics_options=dict(options.numerics_options), verify_sync=options.verify_sync)
+                           numerics_options=dict(options.numerics_options), verify_sync=options.verify_sync,
+                           kept_prompts=workload["prompts"])
     runner = StageRunner(dataflow.algo, groups, tokenizer, prompts_for, settings)
     t0 = time.perf_counter()
     records, metrics = [], []
@@ -269,6 +271,13 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
     finally:
         progress.close()
     return ExecutionResult(out, metrics_file.read(), records, resumed_from)
+
+
+def _prompts_per_step(plan: dict) -> int:
+    """Prompts generated for per step: the plan's prompts, times DAPO's over-sampling."""
+    from planner.workload import Workload
+
+    return Workload.from_dict(plan["inputs"]["workload"]).generated_prompts
 
 
 def _trace_metadata(plan: dict, source: str) -> dict:

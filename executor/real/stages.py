@@ -21,8 +21,9 @@ from typing import Callable
 from planner.errors import PlanError, require
 
 MAIN_GENERATION = "rollout.generate"
-SUPPORTED_ALGOS = ("grpo", "ppo", "rloo", "remax", "reinforce_pp")
-"""Algorithms the executor runs; dapo's dynamic sampling and safe_rlhf's cost critic are planned, not run."""
+FILTER = "filter"
+SUPPORTED_ALGOS = ("grpo", "ppo", "rloo", "remax", "reinforce_pp", "dapo")
+"""Algorithms the executor runs; safe_rlhf's cost critic is planned and simulated, not run."""
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Rollout:
     batch: dict
     examples: list
     """The data example each row answers (prompt text, reference answer)."""
+    scores: object = None
+    """Set on the rows DAPO's filter kept: their rewards."""
 
     @property
     def rows(self) -> int:
@@ -55,6 +58,8 @@ class RunSettings:
     """After every weight sync, compare the engines' copies with the trainer's weights."""
     numerics_options: dict = field(default_factory=dict)
     """Changes to the algorithm's numerics (``kl_coef``, ``entropy_coef``, ...; see ``AlgoNumerics``)."""
+    kept_prompts: int = 0
+    """DAPO: prompt groups trained on per step (the plan's prompts; the stream gives the over-sampled count)."""
 
 
 # ---- losses (module-level: they are pickled to the trainer ranks) --------------------------
@@ -110,6 +115,8 @@ class StageRunner:
             return self._forward(call, inputs)
         if call.kind == "compute" and method == "advantages":
             return self._advantages(inputs, done)
+        if call.kind == "compute" and method == FILTER:
+            return self._filter(inputs, done)
         if call.kind == "train":
             return self._update(call, step, inputs, done)
         if call.kind == "sync":
@@ -178,14 +185,38 @@ class StageRunner:
         scores = N.last_token_values(values, rollout.batch["response_mask"])
         return scores, {"rows": rollout.rows, "reward_mean": float(scores.mean())}
 
-    # ---- the driver's advantages ----------------------------------------------------
+    # ---- the driver's filter and advantages ------------------------------------------
+    def _filter(self, inputs: dict, done: dict) -> tuple[Rollout, dict]:
+        """DAPO's dynamic sampling over one over-sampled generation: keep ``prompts`` groups,
+        those whose rewards are not all equal first (they carry the gradient). When fewer
+        are informative, the batch is topped up with uninformative groups: their advantage
+        is zero, so they add no gradient, and every step trains on the planned batch."""
+        import torch
+
+        from algos import numerics as N
+        from executor.workers.batch import select
+
+        rollout, scores = done[MAIN_GENERATION], inputs["scores"]
+        group = rollout.batch["prompt_index"]
+        informative = N.informative_groups(scores, group)
+        groups = torch.unique(group)
+        wanted = self.settings.kept_prompts or len(groups)
+        useful = torch.unique(group[informative])
+        rest = groups[~torch.isin(groups, useful)]
+        kept_groups = torch.cat([useful, rest])[:wanted]
+        rows = torch.nonzero(torch.isin(group, kept_groups)).flatten()
+        kept = Rollout(select(rollout.batch, rows), [rollout.examples[i] for i in rows.tolist()], scores[rows])
+        args = {"rows": kept.rows, "dapo/informative_groups": int(len(useful)),
+                "dapo/kept_informative_groups": int(min(len(useful), wanted)), "dapo/generated_groups": len(groups)}
+        return kept, args
+
     def _advantages(self, inputs: dict, done: dict) -> tuple[dict, dict]:
         from algos import numerics as N
         from algos.numerics_registry import compute_advantages, shape_rewards
 
-        batch = done[MAIN_GENERATION].batch
+        batch = _trained_rollout(done).batch
         mask = batch["response_mask"]
-        scores = inputs["scores"]
+        scores = inputs["kept_scores"].scores if "kept_scores" in inputs else inputs["scores"]
         token_rewards = N.scores_to_token_rewards(scores, mask)
         shaped, kl = shape_rewards(self.numerics, token_rewards, mask, inputs.get("old_log_probs"),
                                    inputs.get("ref_log_probs"))
@@ -205,7 +236,7 @@ class StageRunner:
     # ---- updates and weight sync ----------------------------------------------------
     def _update(self, call, step: int, inputs: dict, done: dict) -> tuple[list, dict]:
         s = self.settings
-        batch = dict(done[MAIN_GENERATION].batch)
+        batch = dict(_trained_rollout(done).batch)
         computed = done["advantages"]
         group = self.groups[call.role]
         if call.role == "critic":
@@ -232,6 +263,11 @@ class StageRunner:
 
             args["sync/max_abs_diff"] = verify_sync(source, self.groups[call.role])
         return version, args
+
+
+def _trained_rollout(done: dict) -> Rollout:
+    """The rows the step trains on: the main generation, or what DAPO's filter kept of it."""
+    return done[FILTER] if FILTER in done else done[MAIN_GENERATION]
 
 
 def _rollout_of(inputs: dict) -> Rollout:
