@@ -13,7 +13,8 @@ The planning path must not import torch: nothing in ``algos/__init__.py`` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Hashable, Iterator, NamedTuple, Sequence
 
@@ -405,6 +406,44 @@ def update_log_lagrange(log_lagrange: float, mean_cost: float, threshold: float,
     and shrinks towards 0 once the constraint holds. Working in log space keeps lambda > 0."""
     lagrange = float(torch.tensor(log_lagrange).exp())
     return log_lagrange + lr * lagrange * (mean_cost - threshold)
+
+
+@dataclass
+class Lagrangian:
+    """Safe RLHF's multiplier ``lambda``, kept on the driver across steps.
+
+    Each step's episode costs join a window of the last ``window`` (a moving mean of
+    ``J_C``), then ``log lambda`` takes one :func:`update_log_lagrange` step, capped at
+    ``log(max_value)``. Defaults are safe-rlhf's ``scripts/ppo-lag.sh``: threshold 0,
+    lambda_init 1, lambda_lr 0.1, lambda_max 5, episode_cost_window_size 128.
+    """
+
+    threshold: float = 0.0
+    lr: float = 0.1
+    max_value: float | None = 5.0
+    window: int = 128
+    log_value: float = 0.0
+    """``log lambda``; 0 is lambda_init 1."""
+    recent_costs: list[float] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        return math.exp(self.log_value)
+
+    def update(self, episode_costs: Sequence[float]) -> float:
+        """Take one step's episode costs; returns the new ``lambda``."""
+        self.recent_costs = (self.recent_costs + [float(c) for c in episode_costs])[-self.window:]
+        mean_cost = sum(self.recent_costs) / len(self.recent_costs)
+        self.log_value = update_log_lagrange(self.log_value, mean_cost, self.threshold, self.lr)
+        if self.max_value is not None:
+            self.log_value = min(self.log_value, math.log(self.max_value))
+        return self.value
+
+    def state_dict(self) -> dict:
+        return {"log_value": self.log_value, "recent_costs": list(self.recent_costs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.log_value, self.recent_costs = float(state["log_value"]), list(state["recent_costs"])
 
 
 # ---- mini-batches --------------------------------------------------------------------------

@@ -184,6 +184,31 @@ def test_dapo_trains_on_the_groups_its_filter_keeps(tiny, tmp_path):
     assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
 
 
+def test_safe_rlhf_trains_two_critics_under_a_lagrange_multiplier(tiny, tmp_path):
+    """Safe RLHF: a reward and a cost model score, two critics train on their own GAE
+    returns, and lambda moves by one step of its log-space ascent per step, over the
+    window of episode costs (threshold 0, lambda_init 1, lr 0.1)."""
+    import math
+
+    from executor.real.run import execute
+
+    model, data = tiny
+    plan = make_plan(tmp_path / "plan.json", "safe_rlhf", model, "--prompts", "8", "--samples", "2",
+                     "--response-len", "2")
+    result = execute(execute_options(plan, model, data, tmp_path / "run", 2))
+    for m in result.metrics:
+        assert all(m[f"time/{job}"] > 0 for job in ("cost.score", "cost_critic.values", "cost_critic.update",
+                                                     "critic.update", "reward.score", "ref.log_prob"))
+        assert m["critic/vf_loss"] > 0 and m["cost_critic/vf_loss"] > 0 and "kl_in_reward" in m
+        assert m["sync/max_abs_diff"] == 0.0
+    first, second = (m["cost_mean"] for m in result.metrics)
+    log_lambda = 0.1 * first
+    assert result.metrics[0]["lagrange"] == pytest.approx(math.exp(log_lambda), rel=1e-5)
+    log_lambda += 0.1 * math.exp(log_lambda) * (first + second) / 2  # equal batches: the window's mean
+    assert result.metrics[1]["lagrange"] == pytest.approx(math.exp(min(log_lambda, math.log(5.0))), rel=1e-5)
+    assert [m["policy_version"] for m in result.metrics] == [0, UPDATES_PER_STEP]
+
+
 def test_colocated_roles_share_one_device(tiny, tmp_path):
     """Actor, rollout engine and reference on one logical GPU (fractional Ray GPUs, one
     process each): the weight sync stays in the pool and is exact."""

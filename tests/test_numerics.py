@@ -396,6 +396,19 @@ def test_lagrangian_mix_and_multiplier_update():
     assert N.update_log_lagrange(0.0, mean_cost=0.5, threshold=1.0, lr=0.1) < 0.0
 
 
+def test_lagrange_multiplier_follows_a_window_of_costs_and_its_cap():
+    lagrangian = N.Lagrangian(threshold=1.0, lr=0.5, max_value=2.0, window=2)
+    # costs 3, 3 over threshold 1: log lambda 0 + 0.5 * 1 * 2 = 1, capped at log 2
+    assert lagrangian.update([3.0, 3.0]) == pytest.approx(2.0)
+    # the window keeps the last two costs (3, 0): mean 1.5 -> log 2 + 0.5 * 2 * 0.5, capped again
+    assert lagrangian.update([0.0]) == pytest.approx(2.0) and lagrangian.recent_costs == [3.0, 0.0]
+    # under the threshold lambda shrinks: window (0, 0), log 2 + 0.5 * 2 * (0 - 1) = log 2 - 1
+    assert lagrangian.update([0.0, 0.0]) == pytest.approx(2.0 * math.exp(-1.0))
+    restored = N.Lagrangian(threshold=1.0, lr=0.5, max_value=2.0, window=2)
+    restored.load_state_dict(lagrangian.state_dict())
+    assert restored.update([5.0]) == pytest.approx(lagrangian.update([5.0]))
+
+
 # ---- mini-batches --------------------------------------------------------------------------
 def test_minibatches_cover_every_item_once_per_epoch():
     batches = list(N.minibatches(10, 3, epochs=2, seed=1))

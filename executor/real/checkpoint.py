@@ -2,9 +2,10 @@
 
 ``<out>/checkpoints/step_<N>/`` holds one folder per trainable role (its ranks' model and
 optimizer shards and RNG states, written by ``TrainerGroup.save_checkpoint``) and
-``driver.json`` (steps done, the prompt stream's position, the driver's RNG seed). The
-``driver.json`` is written last and atomically, so a folder without it is an interrupted
-save and is ignored: a run killed while saving resumes from the checkpoint before.
+``driver.json`` (steps done, the prompt stream's position, the driver's RNG seed and the
+algorithm's state on the driver, such as Safe RLHF's lambda). The ``driver.json`` is
+written last and atomically, so a folder without it is an interrupted save and is
+ignored: a run killed while saving resumes from the checkpoint before.
 """
 
 from __future__ import annotations

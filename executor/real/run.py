@@ -211,7 +211,7 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
     stream = stream_cls(examples, _prompts_per_step(plan), seed=options.seed)
     trainers = {role: g for role, g in groups.items() if dataflow.roles[role].trainable}
     metrics_file = MetricsFile(out / "metrics.jsonl")
-    steps_done = 0
+    steps_done, state = 0, {}
     if options.resume and (found := checkpoint.latest(out)) is not None:
         folder, state = found
         checkpoint.load(folder, trainers)
@@ -239,6 +239,7 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
                            numerics_options=dict(options.numerics_options), verify_sync=options.verify_sync,
                            kept_prompts=workload["prompts"])
     runner = StageRunner(dataflow.algo, groups, tokenizer, prompts_for, settings)
+    runner.load_state_dict(state.get("driver", {}))
     t0 = time.perf_counter()
     records, metrics = [], []
     progress = _Progress(options.steps, steps_done, quiet=options.quiet)
@@ -267,7 +268,8 @@ def _train(plan, dataflow, groups: dict, folders: dict, examples: list, out: Pat
             write_trace(build_trace(records, plan["pools"], metadata=_trace_metadata(plan, "measured")),
                         out / "trace.json")
             if (options.checkpoint_every and steps_done % options.checkpoint_every == 0) or steps_done == options.steps:
-                checkpoint.save(out, steps_done, trainers, {"stream": stream.state_dict(), "seed": options.seed})
+                checkpoint.save(out, steps_done, trainers, {"stream": stream.state_dict(), "seed": options.seed,
+                                                            "driver": runner.state_dict()})
     finally:
         progress.close()
     return ExecutionResult(out, metrics_file.read(), records, resumed_from)

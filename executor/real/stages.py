@@ -22,8 +22,11 @@ from planner.errors import PlanError, require
 
 MAIN_GENERATION = "rollout.generate"
 FILTER = "filter"
-SUPPORTED_ALGOS = ("grpo", "ppo", "rloo", "remax", "reinforce_pp", "dapo")
-"""Algorithms the executor runs; safe_rlhf's cost critic is planned and simulated, not run."""
+CRITICS = {"critic": ("values", "returns"), "cost_critic": ("cost_values", "cost_returns")}
+"""Critic roles: the payload of their old values and the advantages' output they regress on."""
+SUPPORTED_ALGOS = ("grpo", "ppo", "rloo", "remax", "reinforce_pp", "dapo", "safe_rlhf")
+"""Algorithms the executor runs: all of ``algos`` today. One added there is planned and
+simulated, and refused here before Ray starts, until its stages run in this module."""
 
 
 @dataclass
@@ -82,11 +85,11 @@ def policy_loss(numerics, logits, mb: dict):
 
 
 def value_loss(clip: float, values, mb: dict):
-    """The critic's clipped value loss on one micro-batch."""
+    """A critic's clipped value loss on one micro-batch (metrics get the role's prefix)."""
     from algos import numerics as N
 
     out = N.clipped_value_loss(values, mb["old_values"], mb["returns"], mb["response_mask"], clip)
-    return out.vf_loss, {"critic/vf_loss": out.vf_loss.item(), "critic/vf_clipfrac": out.vf_clipfrac.item()}
+    return out.vf_loss, {"vf_loss": out.vf_loss.item(), "vf_clipfrac": out.vf_clipfrac.item()}
 
 
 # ---- the runner ---------------------------------------------------------------------------
@@ -103,6 +106,19 @@ class StageRunner:
         self.prompts_for, self.settings = prompts_for, settings
         self.numerics = numerics_for(algo).with_options(**settings.numerics_options)
         self.steps_per_update = settings.mini_batches * settings.epochs
+        self.lagrangian = None
+        if self.numerics.cost_critic:
+            from algos.numerics import Lagrangian
+
+            self.lagrangian = Lagrangian()
+
+    def state_dict(self) -> dict:
+        """What the driver carries from step to step (Safe RLHF's multiplier), for checkpoints."""
+        return {"lagrangian": self.lagrangian.state_dict()} if self.lagrangian is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.lagrangian is not None and "lagrangian" in state:
+            self.lagrangian.load_state_dict(state["lagrangian"])
 
     def run(self, call, step: int, done: dict) -> tuple[object, dict]:
         method = call.method
@@ -181,9 +197,9 @@ class StageRunner:
         values = group.values(rollout.batch).result()
         if call.method == "values":
             return values, {"rows": rollout.rows}
-        # a reward model's score is its value at the last response token
+        # a reward (or cost) model's score is its value at the last response token
         scores = N.last_token_values(values, rollout.batch["response_mask"])
-        return scores, {"rows": rollout.rows, "reward_mean": float(scores.mean())}
+        return scores, {"rows": rollout.rows, f"{'cost' if call.role == 'cost' else 'reward'}_mean": float(scores.mean())}
 
     # ---- the driver's filter and advantages ------------------------------------------
     def _filter(self, inputs: dict, done: dict) -> tuple[Rollout, dict]:
@@ -228,10 +244,21 @@ class StageRunner:
             baseline = per_prompt[batch["prompt_index"]]
         result = compute_advantages(self.numerics, shaped, mask, group_ids=batch["prompt_index"],
                                     values=inputs.get("values"), baseline_scores=baseline)
-        args = {"reward_mean": float(scores.mean()), "advantage_abs_mean": float(N.masked_mean(result.advantages.abs(), mask))}
+        out = {"advantages": result.advantages, "returns": result.returns}
+        args = {"reward_mean": float(scores.mean())}
+        if self.lagrangian is not None:
+            # Safe RLHF: the costs get their own GAE (no KL), mixed in by the updated lambda
+            costs = inputs["costs"]
+            cost = N.gae_advantages(N.scores_to_token_rewards(costs, mask), inputs["cost_values"], mask,
+                                    self.numerics.gamma, self.numerics.lam)
+            lagrange = self.lagrangian.update(costs.tolist())
+            out.update(advantages=N.lagrangian_advantages(result.advantages, cost.advantages, lagrange),
+                       cost_returns=cost.returns)
+            args.update(cost_mean=float(costs.mean()), lagrange=lagrange)
+        args["advantage_abs_mean"] = float(N.masked_mean(out["advantages"].abs(), mask))
         if self.numerics.kl_placement.value == "reward":
             args["kl_in_reward"] = float(N.masked_mean(kl, mask))
-        return {"advantages": result.advantages, "returns": result.returns}, args
+        return out, args
 
     # ---- updates and weight sync ----------------------------------------------------
     def _update(self, call, step: int, inputs: dict, done: dict) -> tuple[list, dict]:
@@ -239,8 +266,9 @@ class StageRunner:
         batch = dict(_trained_rollout(done).batch)
         computed = done["advantages"]
         group = self.groups[call.role]
-        if call.role == "critic":
-            batch.update(old_values=inputs["values"], returns=computed["returns"])
+        if call.role in CRITICS:
+            values, returns = CRITICS[call.role]
+            batch.update(old_values=inputs[values], returns=computed[returns])
             loss = partial(value_loss, s.value_clip)
         else:
             batch.update(old_log_probs=inputs["old_log_probs"], advantages=computed["advantages"])
