@@ -138,10 +138,9 @@ class CandidateBuilder:
             gpus = self.cluster.gpu_set(num_gpus, group)
             spec = self.dataflow.roles[role]
             stages = self.dataflow.stages_of(role)
-            kinds = {s.kind.value for s in stages}
-            if "generate" in kinds:
+            if self.simulates_generation(role):
                 found = self._rollout(role, group, gpus, stages)
-            elif "train" in kinds:
+            elif any(s.kind.value == "train" for s in stages):
                 found = self._trainer(role, group, gpus, stages)
             else:
                 found = self._forward_only(role, group, gpus, stages, spec.head)
